@@ -1,0 +1,11 @@
+//! Collection on the caller's thread: the `tracing` layer, the `log` bridge, the clock, and the
+//! compact records handed to the pipeline.
+
+pub(crate) mod clock;
+pub(crate) mod filter;
+mod layer;
+pub(crate) mod record;
+pub(crate) mod span;
+
+pub use layer::TelemetryLayer;
+pub(crate) use span::random_u64;

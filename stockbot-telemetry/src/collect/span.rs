@@ -1,0 +1,185 @@
+//! Span context: W3C-compatible ids and the span's fields, inherited by the events inside it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+
+use tracing_core::field::{Field as TracingField, Visit};
+
+use super::record::floor_char_boundary;
+
+/// A value copied from a span's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OwnedValue {
+    Str(Box<str>),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// What the events inside a span inherit from it (and its parents).
+#[derive(Debug, Clone)]
+pub(crate) struct SpanContext {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) name: &'static str,
+    pub(crate) audit: bool,
+    /// Own fields first, then the parents' not overridden by a closer span.
+    pub(crate) fields: Vec<(&'static str, OwnedValue)>,
+}
+
+impl SpanContext {
+    pub(crate) fn new(name: &'static str, parent: Option<&SpanContext>) -> Self {
+        let (trace_id, fields, audit) = match parent {
+            Some(p) => (p.trace_id, p.fields.clone(), p.audit),
+            None => (random_u128_nonzero(), Vec::new(), false),
+        };
+        SpanContext {
+            trace_id,
+            span_id: random_u64_nonzero(),
+            name,
+            audit,
+            fields,
+        }
+    }
+
+    pub(crate) fn set(&mut self, name: &'static str, value: OwnedValue) {
+        if name == "audit" && value == OwnedValue::Bool(true) {
+            self.audit = true;
+        }
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
+    pub(crate) fn shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+}
+
+/// Copies a span's field values into its context.
+pub(crate) struct SpanVisitor<'a> {
+    pub(crate) ctx: &'a mut SpanContext,
+    pub(crate) limit: usize,
+}
+
+impl Visit for SpanVisitor<'_> {
+    fn record_f64(&mut self, field: &TracingField, value: f64) {
+        self.ctx.set(field.name(), OwnedValue::F64(value));
+    }
+    fn record_i64(&mut self, field: &TracingField, value: i64) {
+        self.ctx.set(field.name(), OwnedValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &TracingField, value: u64) {
+        self.ctx.set(field.name(), OwnedValue::U64(value));
+    }
+    fn record_bool(&mut self, field: &TracingField, value: bool) {
+        self.ctx.set(field.name(), OwnedValue::Bool(value));
+    }
+    fn record_str(&mut self, field: &TracingField, value: &str) {
+        let cut = floor_char_boundary(value, self.limit);
+        self.ctx
+            .set(field.name(), OwnedValue::Str(value[..cut].into()));
+    }
+    fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
+        let mut s = String::new();
+        let mut w = Capped {
+            out: &mut s,
+            left: self.limit,
+        };
+        let _ = fmt::write(&mut w, format_args!("{value:?}"));
+        self.ctx
+            .set(field.name(), OwnedValue::Str(s.into_boxed_str()));
+    }
+}
+
+struct Capped<'a> {
+    out: &'a mut String,
+    left: usize,
+}
+
+impl fmt::Write for Capped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let cut = floor_char_boundary(s, self.left);
+        self.out.push_str(&s[..cut]);
+        self.left -= cut;
+        if cut < s.len() {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Fall back to the address of a stack value mixed with the time.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return t ^ (&bytes as *const _ as u64) | 1;
+    }
+    u64::from_le_bytes(bytes) | 1
+}
+
+/// wyrand: fast, good enough for trace ids (not for secrets).
+pub(crate) fn random_u64() -> u64 {
+    RNG.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+pub(crate) fn random_u64_nonzero() -> u64 {
+    loop {
+        let v = random_u64();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+pub(crate) fn random_u128_nonzero() -> u128 {
+    loop {
+        let v = (u128::from(random_u64()) << 64) | u128::from(random_u64());
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_inherit_trace_and_fields() {
+        let mut root = SpanContext::new("root", None);
+        root.set("order.cl_ord_id", OwnedValue::Str("C1".into()));
+        root.set("audit", OwnedValue::Bool(true));
+        let mut child = SpanContext::new("child", Some(&root));
+        child.set("order.cl_ord_id", OwnedValue::Str("C2".into()));
+        assert_eq!(child.trace_id, root.trace_id);
+        assert_ne!(child.span_id, root.span_id);
+        assert!(child.audit);
+        assert_eq!(child.fields.len(), 2);
+        assert_eq!(child.fields[0].1, OwnedValue::Str("C2".into()));
+    }
+
+    #[test]
+    fn ids_are_random_and_nonzero() {
+        let a = random_u128_nonzero();
+        let b = random_u128_nonzero();
+        assert_ne!(a, b);
+        assert_ne!(random_u64_nonzero(), 0);
+    }
+}

@@ -1,0 +1,236 @@
+//! Environment variables: the `OTEL_*` conventions first, then ours (`STOCKBOT_*`).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Config, Secret};
+use crate::error::Error;
+
+pub(super) fn apply<I, K, V>(config: &mut Config, vars: I) -> Result<(), Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut otel_service_name = None;
+    let mut rust_log = None;
+    let mut stockbot_log = None;
+    let mut resource = None;
+    let mut rest = Vec::new();
+    for (key, value) in vars {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        match key {
+            "OTEL_SERVICE_NAME" => otel_service_name = Some(value.to_owned()),
+            "OTEL_RESOURCE_ATTRIBUTES" => resource = Some(value.to_owned()),
+            "RUST_LOG" => rust_log = Some(value.to_owned()),
+            "STOCKBOT_LOG" => stockbot_log = Some(value.to_owned()),
+            k if k.starts_with("STOCKBOT_") => rest.push((k.to_owned(), value.to_owned())),
+            _ => {}
+        }
+    }
+    // OTel: OTEL_SERVICE_NAME takes precedence over service.name in the resource attributes.
+    if let Some(attrs) = resource {
+        apply_resource_attributes(config, &attrs)?;
+    }
+    if let Some(name) = otel_service_name.filter(|n| !n.is_empty()) {
+        config.service.name = name;
+    }
+    if let Some(filter) = stockbot_log.or(rust_log).filter(|f| !f.is_empty()) {
+        config.log.filter = filter;
+    }
+    for (key, value) in rest {
+        apply_one(config, &key, &value)?;
+    }
+    Ok(())
+}
+
+fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
+    match key {
+        "STOCKBOT_SERVICE_VERSION" => config.service.version = value.to_owned(),
+        "STOCKBOT_ENVIRONMENT" => config.service.environment = value.to_owned(),
+        "STOCKBOT_DEPLOYMENT_MODE" => config.service.deployment_mode = parse(key, value)?,
+        "STOCKBOT_LOG_SCHEMA" => config.log.schema = parse(key, value)?,
+        "STOCKBOT_LOG_STDOUT" => config.log.stdout = parse_bool(key, value)?,
+        "STOCKBOT_LOG_FILE" => config.log.file.enabled = parse_bool(key, value)?,
+        "STOCKBOT_LOG_DIR" => config.log.file.directory = PathBuf::from(value),
+        "STOCKBOT_LOG_MAX_FIELD_BYTES" => config.log.max_field_bytes = parse(key, value)?,
+        "STOCKBOT_PSEUDONYM_KEY" => {
+            config.log.redaction.pseudonym_key = Some(Secret::new(value));
+        }
+        "STOCKBOT_QUEUE_CAPACITY" => config.pipeline.queue_capacity = parse(key, value)?,
+        "STOCKBOT_FLUSH_INTERVAL" => config.pipeline.flush_interval = parse_duration(key, value)?,
+        "STOCKBOT_WORKER_CPUS" => {
+            config.pipeline.worker_cpus = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse::<usize>(key, s))
+                .collect::<Result<_, _>>()?;
+        }
+        // STOCKBOT_CONFIG is read by Config::load; other STOCKBOT_* variables may belong to
+        // the service itself.
+        _ => {}
+    }
+    Ok(())
+}
+
+fn parse<T: FromStr>(key: &str, value: &str) -> Result<T, Error>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| Error::invalid(key, value, e.to_string()))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::invalid(key, value, "expected true or false")),
+    }
+}
+
+fn parse_duration(key: &str, value: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| Error::invalid(key, value, format!("{e} (write e.g. 250ms, 5s, 7d)")))
+}
+
+/// `key1=value1,key2=value2`, values percent-encoded (W3C Baggage octet rules).
+fn apply_resource_attributes(config: &mut Config, attrs: &str) -> Result<(), Error> {
+    const VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    for pair in attrs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(Error::invalid(
+                VAR,
+                attrs,
+                format!("entry {pair:?} is not key=value"),
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(Error::invalid(
+                VAR,
+                attrs,
+                format!("entry {pair:?} has an empty key"),
+            ));
+        }
+        let value = percent_decode(value.trim()).ok_or_else(|| {
+            Error::invalid(VAR, attrs, format!("bad percent-encoding in {pair:?}"))
+        })?;
+        match key {
+            "service.name" => config.service.name = value,
+            "service.version" => config.service.version = value,
+            "deployment.environment" | "deployment.environment.name" => {
+                config.service.environment = value;
+            }
+            "host.name" => config.service.host_name = Some(value),
+            "deployment.mode" => {
+                config.service.deployment_mode = value.parse().map_err(|e: String| {
+                    Error::invalid(VAR, attrs, format!("deployment.mode: {e}"))
+                })?;
+            }
+            _ => {
+                config
+                    .service
+                    .resource_attributes
+                    .insert(key.to_owned(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DeploymentMode, SchemaMode};
+    use crate::error::ErrorKind;
+
+    fn field_of(err: &Error) -> &str {
+        match err.kind() {
+            ErrorKind::InvalidConfig { field, .. } => field,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn otel_variables_are_honoured() {
+        let mut c = Config::default();
+        c.apply_env([
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=ignored,service.version=1.2.3,deployment.environment=prod,team=execution%20desk"),
+            ("OTEL_SERVICE_NAME", "order-router"),
+            ("RUST_LOG", "debug"),
+            ("UNRELATED", "x"),
+        ])
+        .unwrap();
+        assert_eq!(c.service.name, "order-router");
+        assert_eq!(c.service.version, "1.2.3");
+        assert_eq!(c.service.environment, "prod");
+        assert_eq!(c.service.resource_attributes["team"], "execution desk");
+        assert_eq!(c.log.filter, "debug");
+    }
+
+    #[test]
+    fn stockbot_variables_win_and_parse() {
+        let mut c = Config::default();
+        c.apply_env([
+            ("RUST_LOG", "debug"),
+            ("STOCKBOT_LOG", "warn,order_router=trace"),
+            ("STOCKBOT_DEPLOYMENT_MODE", "Paper"),
+            ("STOCKBOT_LOG_SCHEMA", "strict"),
+            ("STOCKBOT_LOG_STDOUT", "off"),
+            ("STOCKBOT_QUEUE_CAPACITY", "4096"),
+            ("STOCKBOT_FLUSH_INTERVAL", "250ms"),
+            ("STOCKBOT_WORKER_CPUS", "0, 1"),
+            ("STOCKBOT_PSEUDONYM_KEY", "0123456789abcdef0123"),
+        ])
+        .unwrap();
+        assert_eq!(c.log.filter, "warn,order_router=trace");
+        assert_eq!(c.service.deployment_mode, DeploymentMode::Paper);
+        assert_eq!(c.log.schema, SchemaMode::Strict);
+        assert!(!c.log.stdout);
+        assert_eq!(c.pipeline.queue_capacity, 4096);
+        assert_eq!(c.pipeline.flush_interval, Duration::from_millis(250));
+        assert_eq!(c.pipeline.worker_cpus, vec![0, 1]);
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_value() {
+        for (key, value) in [
+            ("STOCKBOT_DEPLOYMENT_MODE", "prod"),
+            ("STOCKBOT_LOG_SCHEMA", "loose"),
+            ("STOCKBOT_LOG_STDOUT", "maybe"),
+            ("STOCKBOT_QUEUE_CAPACITY", "-5"),
+            ("STOCKBOT_FLUSH_INTERVAL", "soon"),
+            ("STOCKBOT_WORKER_CPUS", "0,x"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "a=%zz"),
+        ] {
+            let err = Config::default().apply_env([(key, value)]).unwrap_err();
+            assert_eq!(field_of(&err), key);
+            let text = err.to_string();
+            assert!(text.contains(key), "{text}");
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Configuration as data: `Deserialize + Default`, loadable from the environment and a TOML file.
+
+mod env;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind};
+
+/// Everything the SDK needs, as plain data.
+///
+/// Build it in code (`Config { service: ServiceConfig { name: "order-router".into(), ..Default::default() }, ..Default::default() }`),
+/// from a TOML file ([`Config::from_file`]), from the environment ([`Config::from_env`]), or
+/// all three ([`Config::load`]: defaults, then the file named by `STOCKBOT_CONFIG`, then the
+/// environment). [`init`](crate::init) validates it and names the first bad field.
+///
+/// ```
+/// let config: stockbot_telemetry::Config = toml::from_str(r#"
+///     [service]
+///     name = "order-router"
+///     deployment_mode = "paper"
+///
+///     [log]
+///     filter = "info,order_router=debug"
+///     schema = "strict"
+///
+///     [log.file]
+///     directory = "/var/log/stockbot"
+///     max_file_bytes = 67108864
+///     max_age = "7d"
+/// "#).unwrap();
+/// assert_eq!(config.service.name, "order-router");
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Who is emitting: service identity and resource attributes.
+    pub service: ServiceConfig,
+    /// Structured logs: filter, schema mode, sinks, redaction, sampling.
+    pub log: LogConfig,
+    /// The shared queue, batching and worker settings.
+    pub pipeline: PipelineConfig,
+}
+
+/// Identity of the emitting service; becomes the `service.*`, `host.name` and
+/// `deployment.mode` fields of every record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `service.name`. Default `unknown_service` (the OpenTelemetry default).
+    pub name: String,
+    /// `service.version`. Default: empty (set it from your crate: `env!("CARGO_PKG_VERSION")`).
+    pub version: String,
+    /// `service.environment`, e.g. `prod`, `staging`, `dev`. Default `dev`.
+    pub environment: String,
+    /// `deployment.mode`: live, paper or backtest. Default `live`, so a service that forgets
+    /// to say otherwise is never hidden from live alerting.
+    pub deployment_mode: DeploymentMode,
+    /// `host.name`. Default: the machine's host name.
+    pub host_name: Option<String>,
+    /// Targets (module path prefixes) that belong to this service: strict schema mode applies
+    /// to them and to the SDK; events of other targets (dependencies) pass leniently.
+    /// Default: the service name with `-` replaced by `_`.
+    pub own_targets: Vec<String>,
+    /// Extra resource attributes (from `OTEL_RESOURCE_ATTRIBUTES`), kept for the trace and
+    /// metric exporters.
+    pub resource_attributes: BTreeMap<String, String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            name: "unknown_service".into(),
+            version: String::new(),
+            environment: "dev".into(),
+            deployment_mode: DeploymentMode::Live,
+            host_name: None,
+            own_targets: Vec::new(),
+            resource_attributes: BTreeMap::new(),
+        }
+    }
+}
+
+/// Whether a process trades for real, on paper, or replays history.
+///
+/// Every record carries it as `deployment.mode`, so live alerts never count paper or
+/// backtest traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentMode {
+    /// Real orders on real venues.
+    #[default]
+    Live,
+    /// Simulated fills against live market data.
+    Paper,
+    /// Replay of historical data, usually with simulated time.
+    Backtest,
+}
+
+impl DeploymentMode {
+    /// The value written to `deployment.mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentMode::Live => "live",
+            DeploymentMode::Paper => "paper",
+            DeploymentMode::Backtest => "backtest",
+        }
+    }
+}
+
+impl FromStr for DeploymentMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "live" => Ok(DeploymentMode::Live),
+            "paper" => Ok(DeploymentMode::Paper),
+            "backtest" => Ok(DeploymentMode::Backtest),
+            _ => Err("expected one of live, paper, backtest".into()),
+        }
+    }
+}
+
+/// How the log schema is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaMode {
+    /// Production: unknown fields are kept under `extra.<name>` and counted; wrongly typed
+    /// values are kept there as strings and counted.
+    #[default]
+    Lenient,
+    /// Tests and development: as lenient, and in addition each violation in the service's own
+    /// targets or the SDK adds `schema.errors` to the record and writes one error record
+    /// (target `stockbot_telemetry::schema`) per call site.
+    Strict,
+}
+
+impl FromStr for SchemaMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lenient" => Ok(SchemaMode::Lenient),
+            "strict" => Ok(SchemaMode::Strict),
+            _ => Err("expected strict or lenient".into()),
+        }
+    }
+}
+
+/// Structured log settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Level filter in `RUST_LOG` style: `info`, `warn,order_router=debug`, `hyper=off`.
+    /// Span-field directives are not supported. Default `info`.
+    pub filter: String,
+    /// Schema enforcement. Default lenient.
+    pub schema: SchemaMode,
+    /// JSON lines on stdout (for node agents such as Vector or Fluent Bit). Default on.
+    pub stdout: bool,
+    /// The local rolling file (the embedded default sink).
+    pub file: FileConfig,
+    /// Longest string value kept, in bytes; longer values are cut at a character boundary and
+    /// marked. Default 8192.
+    pub max_field_bytes: usize,
+    /// `event.dataset`. Default `<service.name>.log`.
+    pub dataset: Option<String>,
+    /// Redaction of secrets and pseudonymisation of account ids.
+    pub redaction: RedactionConfig,
+    /// Per-call-site sampling of noisy events (audit-class events are never sampled).
+    pub sampling: Vec<SamplingRule>,
+    /// The service's own schema fields, added to the built-in table.
+    pub fields: Vec<CustomField>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".into(),
+            schema: SchemaMode::Lenient,
+            stdout: true,
+            file: FileConfig::default(),
+            max_field_bytes: 8192,
+            dataset: None,
+            redaction: RedactionConfig::default(),
+            sampling: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// The local rolling JSON-lines file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// Write the file at all. Default on.
+    pub enabled: bool,
+    /// Directory, created if missing; must be writable. Default `logs`.
+    pub directory: PathBuf,
+    /// File stem. Default: the service name.
+    pub prefix: Option<String>,
+    /// Rotate before the active file grows past this many bytes. Default 64 MiB.
+    pub max_file_bytes: u64,
+    /// Rotate when the active file is older than this. Default 1 day.
+    #[serde(with = "humantime_serde")]
+    pub max_file_age: Duration,
+    /// Keep at most this many rotated files. Default 10.
+    pub max_files: usize,
+    /// Delete rotated files older than this. Default 7 days.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            enabled: true,
+            directory: PathBuf::from("logs"),
+            prefix: None,
+            max_file_bytes: 64 * 1024 * 1024,
+            max_file_age: Duration::from_secs(24 * 3600),
+            max_files: 10,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Redaction of secrets and PII, applied on the worker before any sink sees a record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// Scan every string value for secrets by pattern (card numbers, IBANs, bearer tokens,
+    /// API keys, JWTs, `password=` pairs, URL passwords). Default on. Fields whose schema class
+    /// is secret are always redacted, and account ids always pseudonymised, whatever this says.
+    pub patterns: bool,
+    /// Key of the keyed hash (HMAC-SHA256) that pseudonymises account ids; at least 16 bytes.
+    /// Without one, a random per-process key is used and pseudonyms are only stable within the
+    /// process (a warning record says so).
+    pub pseudonym_key: Option<Secret>,
+    /// More field names whose values are always redacted.
+    pub secret_fields: Vec<String>,
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        RedactionConfig {
+            patterns: true,
+            pseudonym_key: None,
+            secret_fields: Vec::new(),
+        }
+    }
+}
+
+/// A string that never shows up in `Debug` output, logs or errors.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Sampling of one noisy group of call sites: within each `interval`, the first `first` events
+/// of a call site are kept, then one in `thereafter`. The next kept event of the call site
+/// carries `log.sampled_away` with the number skipped. Events with `audit = true` are never
+/// sampled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingRule {
+    /// Target prefix (module path) the rule applies to, e.g. `market_data::feed`.
+    pub target: String,
+    /// Events kept at the start of each interval. Default 10.
+    #[serde(default = "SamplingRule::default_first")]
+    pub first: u64,
+    /// After that, one event in this many is kept (1 keeps all). Default 100.
+    #[serde(default = "SamplingRule::default_thereafter")]
+    pub thereafter: u64,
+    /// Length of the counting window. Default 1 s.
+    #[serde(default = "SamplingRule::default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl SamplingRule {
+    fn default_first() -> u64 {
+        10
+    }
+    fn default_thereafter() -> u64 {
+        100
+    }
+    fn default_interval() -> Duration {
+        Duration::from_secs(1)
+    }
+
+    /// A rule for `target` with the defaults (first 10 per second, then 1 in 100).
+    pub fn new(target: impl Into<String>) -> Self {
+        SamplingRule {
+            target: target.into(),
+            first: Self::default_first(),
+            thereafter: Self::default_thereafter(),
+            interval: Self::default_interval(),
+        }
+    }
+}
+
+/// A field the service adds to the schema.
+///
+/// ```toml
+/// [[log.fields]]
+/// name = "strategy.signal_strength"
+/// type = "f64"
+/// cardinality = "high"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomField {
+    /// Dotted name as written in events (`strategy.signal_strength`) — a tracing field name.
+    pub name: String,
+    /// One of `string`, `i64`, `u64`, `f64`, `bool`, `timestamp`, `number`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// One of `low`, `medium`, `high`. Default `high` (never a metric label).
+    #[serde(default = "CustomField::default_cardinality")]
+    pub cardinality: String,
+    /// One of `public`, `pseudonymised`, `secret`. Default `public`.
+    #[serde(default = "CustomField::default_sensitivity")]
+    pub sensitivity: String,
+}
+
+impl CustomField {
+    fn default_cardinality() -> String {
+        "high".into()
+    }
+    fn default_sensitivity() -> String {
+        "public".into()
+    }
+
+    /// A public, high-cardinality field of the given type name.
+    pub fn new(name: impl Into<String>, ty: impl Into<String>) -> Self {
+        CustomField {
+            name: name.into(),
+            ty: ty.into(),
+            cardinality: Self::default_cardinality(),
+            sensitivity: Self::default_sensitivity(),
+        }
+    }
+}
+
+/// The shared pipeline: one bounded queue, one batcher and one worker thread.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Most records waiting in the queue. A full queue drops new records and counts them.
+    /// Default 8192.
+    pub queue_capacity: usize,
+    /// Part of `queue_capacity` only audit-class records may use. Default 1024.
+    pub audit_reserve: usize,
+    /// Most bytes held by waiting records (their copied field values plus a fixed per-record
+    /// size). Default 32 MiB.
+    pub queue_max_bytes: usize,
+    /// Records per batch handed to the sinks. Default 512.
+    pub batch_max_records: usize,
+    /// Bytes per encoded batch. Default 1 MiB.
+    pub batch_max_bytes: usize,
+    /// Longest time a record waits before the worker writes it. Default 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Deadline of the best-effort flush done when the guard is dropped without
+    /// [`shutdown`](crate::TelemetryGuard::shutdown). Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub drop_flush_timeout: Duration,
+    /// CPU cores the worker thread may run on, to keep it off the cores trading threads pin.
+    /// Empty: no pinning.
+    pub worker_cpus: Vec<usize>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            queue_capacity: 8192,
+            audit_reserve: 1024,
+            queue_max_bytes: 32 * 1024 * 1024,
+            batch_max_records: 512,
+            batch_max_bytes: 1024 * 1024,
+            flush_interval: Duration::from_millis(100),
+            drop_flush_timeout: Duration::from_secs(2),
+            worker_cpus: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// A default configuration for the named service.
+    pub fn for_service(name: impl Into<String>) -> Self {
+        let mut config = Config::default();
+        config.service.name = name.into();
+        config
+    }
+
+    /// Defaults overlaid with the process environment (see [`Config::apply_env`]).
+    ///
+    /// # Errors
+    /// A variable with a value that cannot be used, named with its value.
+    pub fn from_env() -> Result<Self, Error> {
+        let mut config = Config::default();
+        config.apply_env(std::env::vars_os().filter_map(|(k, v)| {
+            Some((k.into_string().ok()?, v.into_string().unwrap_or_default()))
+        }))?;
+        Ok(config)
+    }
+
+    /// Parses a TOML file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::ConfigFileRead`] when the file cannot be read,
+    /// [`ErrorKind::ConfigFileParse`] when it is not valid (the message names the key).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::ConfigFileRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| {
+            ErrorKind::ConfigFileParse {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        })
+    }
+
+    /// Defaults, then the TOML file named by `STOCKBOT_CONFIG` (if set), then the environment.
+    ///
+    /// # Errors
+    /// As [`Config::from_file`] and [`Config::apply_env`].
+    pub fn load() -> Result<Self, Error> {
+        let vars: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().unwrap_or_default())))
+            .collect();
+        let mut config = match vars.iter().find(|(k, _)| k == "STOCKBOT_CONFIG") {
+            Some((_, path)) if !path.is_empty() => Config::from_file(PathBuf::from(path))?,
+            _ => Config::default(),
+        };
+        config.apply_env(vars)?;
+        Ok(config)
+    }
+
+    /// Overlays environment variables (given as pairs, so tests need not touch the process
+    /// environment). Unrelated variables are ignored.
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `OTEL_SERVICE_NAME` | `service.name` |
+    /// | `OTEL_RESOURCE_ATTRIBUTES` | `service.name`, `service.version`, `deployment.environment[.name]`, `host.name`; others kept in `service.resource_attributes` |
+    /// | `RUST_LOG`, `STOCKBOT_LOG` (wins) | `log.filter` |
+    /// | `STOCKBOT_SERVICE_VERSION` | `service.version` |
+    /// | `STOCKBOT_ENVIRONMENT` | `service.environment` |
+    /// | `STOCKBOT_DEPLOYMENT_MODE` | `service.deployment_mode` |
+    /// | `STOCKBOT_LOG_SCHEMA` | `log.schema` |
+    /// | `STOCKBOT_LOG_STDOUT` | `log.stdout` |
+    /// | `STOCKBOT_LOG_FILE` | `log.file.enabled` |
+    /// | `STOCKBOT_LOG_DIR` | `log.file.directory` |
+    /// | `STOCKBOT_LOG_MAX_FIELD_BYTES` | `log.max_field_bytes` |
+    /// | `STOCKBOT_PSEUDONYM_KEY` | `log.redaction.pseudonym_key` |
+    /// | `STOCKBOT_QUEUE_CAPACITY` | `pipeline.queue_capacity` |
+    /// | `STOCKBOT_FLUSH_INTERVAL` | `pipeline.flush_interval` (e.g. `250ms`) |
+    /// | `STOCKBOT_WORKER_CPUS` | `pipeline.worker_cpus` (e.g. `0,1`) |
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] naming the variable and its value.
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        env::apply(self, vars)
+    }
+
+    /// Checks every setting; the error names the first bad field and its value.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`].
+    pub fn validate(&self) -> Result<(), Error> {
+        validate::validate(self)
+    }
+
+    /// The file stem of the rolling file.
+    pub(crate) fn file_prefix(&self) -> String {
+        self.log
+            .file
+            .prefix
+            .clone()
+            .unwrap_or_else(|| self.service.name.clone())
+    }
+
+    /// Targets for which strict mode applies.
+    pub(crate) fn own_targets(&self) -> Vec<String> {
+        let mut targets = self.service.own_targets.clone();
+        if targets.is_empty() {
+            targets.push(self.service.name.replace('-', "_"));
+        }
+        targets.push("stockbot_telemetry".into());
+        targets
+    }
+}

@@ -1,0 +1,277 @@
+//! Validation: every check names the field and the value.
+
+use std::time::Duration;
+
+use stockbot_telemetry_conventions as conventions;
+
+use super::Config;
+use crate::error::Error;
+use crate::process::schema::{RESERVED_FIELDS, parse_custom_field};
+
+const MAX_FIELD_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+pub(super) fn validate(config: &Config) -> Result<(), Error> {
+    let s = &config.service;
+    non_empty_text("service.name", &s.name)?;
+    non_empty_text("service.environment", &s.environment)?;
+    no_control("service.version", &s.version)?;
+    if let Some(host) = &s.host_name {
+        non_empty_text("service.host_name", host)?;
+    }
+    for (i, target) in s.own_targets.iter().enumerate() {
+        non_empty_text(&format!("service.own_targets[{i}]"), target)?;
+    }
+
+    let log = &config.log;
+    crate::collect::filter::parse_filter(&log.filter)
+        .map_err(|reason| Error::invalid("log.filter", &log.filter, reason))?;
+    if !(64..=MAX_FIELD_BYTES_LIMIT).contains(&log.max_field_bytes) {
+        return Err(Error::invalid(
+            "log.max_field_bytes",
+            log.max_field_bytes,
+            format!("must be between 64 and {MAX_FIELD_BYTES_LIMIT}"),
+        ));
+    }
+    if let Some(dataset) = &log.dataset {
+        non_empty_text("log.dataset", dataset)?;
+    }
+    if log.file.enabled {
+        let f = &log.file;
+        if f.directory.as_os_str().is_empty() {
+            return Err(Error::invalid(
+                "log.file.directory",
+                "",
+                "must not be empty",
+            ));
+        }
+        let prefix = config.file_prefix();
+        if prefix.is_empty() || prefix.contains(['/', '\\']) || prefix.starts_with('.') {
+            return Err(Error::invalid(
+                "log.file.prefix",
+                &prefix,
+                "must be a plain file name (no path separators, not starting with '.')",
+            ));
+        }
+        positive_u64("log.file.max_file_bytes", f.max_file_bytes)?;
+        positive_duration("log.file.max_file_age", f.max_file_age)?;
+        positive_duration("log.file.max_age", f.max_age)?;
+        if f.max_files == 0 {
+            return Err(Error::invalid(
+                "log.file.max_files",
+                0,
+                "must be at least 1",
+            ));
+        }
+    }
+    if let Some(key) = &log.redaction.pseudonym_key {
+        if key.expose().len() < 16 {
+            // Never echo the key itself.
+            return Err(Error::invalid(
+                "log.redaction.pseudonym_key",
+                "<redacted>",
+                "must be at least 16 bytes",
+            ));
+        }
+    }
+    for (i, name) in log.redaction.secret_fields.iter().enumerate() {
+        non_empty_text(&format!("log.redaction.secret_fields[{i}]"), name)?;
+    }
+    for (i, rule) in log.sampling.iter().enumerate() {
+        non_empty_text(&format!("log.sampling[{i}].target"), &rule.target)?;
+        positive_u64(&format!("log.sampling[{i}].thereafter"), rule.thereafter)?;
+        positive_duration(&format!("log.sampling[{i}].interval"), rule.interval)?;
+    }
+    for (i, field) in log.fields.iter().enumerate() {
+        let path = format!("log.fields[{i}]");
+        parse_custom_field(field).map_err(|(what, value, reason)| {
+            Error::invalid(format!("{path}.{what}"), value, reason)
+        })?;
+        if RESERVED_FIELDS.contains(&field.name.as_str())
+            || conventions::lookup(&field.name).is_some()
+        {
+            return Err(Error::invalid(
+                format!("{path}.name"),
+                &field.name,
+                "already defined by the built-in schema",
+            ));
+        }
+    }
+
+    let p = &config.pipeline;
+    if p.queue_capacity == 0 || p.queue_capacity > 16 * 1024 * 1024 {
+        return Err(Error::invalid(
+            "pipeline.queue_capacity",
+            p.queue_capacity,
+            "must be between 1 and 16777216",
+        ));
+    }
+    if p.audit_reserve >= p.queue_capacity {
+        return Err(Error::invalid(
+            "pipeline.audit_reserve",
+            p.audit_reserve,
+            format!(
+                "must be smaller than pipeline.queue_capacity ({})",
+                p.queue_capacity
+            ),
+        ));
+    }
+    if p.queue_max_bytes < 64 * 1024 {
+        return Err(Error::invalid(
+            "pipeline.queue_max_bytes",
+            p.queue_max_bytes,
+            "must be at least 65536",
+        ));
+    }
+    if p.batch_max_records == 0 {
+        return Err(Error::invalid(
+            "pipeline.batch_max_records",
+            0,
+            "must be at least 1",
+        ));
+    }
+    if p.batch_max_bytes < 1024 {
+        return Err(Error::invalid(
+            "pipeline.batch_max_bytes",
+            p.batch_max_bytes,
+            "must be at least 1024",
+        ));
+    }
+    if p.flush_interval.is_zero() || p.flush_interval > Duration::from_secs(60) {
+        return Err(Error::invalid(
+            "pipeline.flush_interval",
+            humantime::format_duration(p.flush_interval),
+            "must be between 1ns and 60s",
+        ));
+    }
+    if !p.worker_cpus.is_empty() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if let Some(bad) = p.worker_cpus.iter().find(|&&c| c >= cores) {
+            return Err(Error::invalid(
+                "pipeline.worker_cpus",
+                bad,
+                format!("this machine has cores 0..{}", cores - 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn non_empty_text(field: &str, value: &str) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        return Err(Error::invalid(field, value, "must not be empty"));
+    }
+    no_control(field, value)
+}
+
+fn no_control(field: &str, value: &str) -> Result<(), Error> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            value,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn positive_u64(field: &str, value: u64) -> Result<(), Error> {
+    if value == 0 {
+        return Err(Error::invalid(field, value, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn positive_duration(field: &str, value: Duration) -> Result<(), Error> {
+    if value.is_zero() {
+        return Err(Error::invalid(field, "0s", "must be greater than 0"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CustomField, SamplingRule, Secret};
+    use crate::error::ErrorKind;
+
+    fn expect_field(config: &Config, expected: &str) {
+        let err = config.validate().unwrap_err();
+        match err.kind() {
+            ErrorKind::InvalidConfig { field, .. } => assert_eq!(field, expected, "{err}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_value_names_its_field() {
+        let mut c = Config::default();
+        c.service.name = " ".into();
+        expect_field(&c, "service.name");
+
+        let mut c = Config::default();
+        c.log.filter = "info,foo=loud".into();
+        expect_field(&c, "log.filter");
+
+        let mut c = Config::default();
+        c.log.file.max_file_bytes = 0;
+        expect_field(&c, "log.file.max_file_bytes");
+
+        let mut c = Config::default();
+        c.log.file.prefix = Some("../escape".into());
+        expect_field(&c, "log.file.prefix");
+
+        let mut c = Config::default();
+        c.pipeline.audit_reserve = c.pipeline.queue_capacity;
+        expect_field(&c, "pipeline.audit_reserve");
+
+        let mut c = Config::default();
+        c.pipeline.queue_capacity = 0;
+        expect_field(&c, "pipeline.queue_capacity");
+
+        let mut c = Config::default();
+        c.pipeline.worker_cpus = vec![100_000];
+        expect_field(&c, "pipeline.worker_cpus");
+
+        let mut c = Config::default();
+        c.log.sampling.push(SamplingRule {
+            thereafter: 0,
+            ..SamplingRule::new("feed")
+        });
+        expect_field(&c, "log.sampling[0].thereafter");
+
+        let mut c = Config::default();
+        c.log
+            .fields
+            .push(CustomField::new("strategy.signal", "float"));
+        expect_field(&c, "log.fields[0].type");
+
+        let mut c = Config::default();
+        c.log
+            .fields
+            .push(CustomField::new("order.cl_ord_id", "string"));
+        expect_field(&c, "log.fields[0].name");
+    }
+
+    #[test]
+    fn short_pseudonym_key_is_refused_without_echo() {
+        let mut c = Config::default();
+        c.log.redaction.pseudonym_key = Some(Secret::new("hunter2"));
+        let err = c.validate().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        expect_field(&c, "log.redaction.pseudonym_key");
+    }
+
+    #[test]
+    fn negative_sizes_in_toml_are_parse_errors_naming_the_key() {
+        let err = toml::from_str::<Config>("[pipeline]\nqueue_capacity = -5\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("queue_capacity"), "{text}");
+        let err = toml::from_str::<Config>("[log]\nfiltr = \"info\"\n").unwrap_err();
+        assert!(err.to_string().contains("filtr"), "{err}");
+    }
+}

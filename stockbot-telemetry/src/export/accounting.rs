@@ -1,0 +1,248 @@
+//! Drop accounting: for every sink, `emitted = written + dropped{reason} + buffered`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why a record was lost. Every drop increments exactly one counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum DropReason {
+    /// The queue held `queue_capacity - audit_reserve` records (non-audit) or was full.
+    QueueFull,
+    /// The queue's byte bound was reached.
+    QueueBytes,
+    /// Emitted after shutdown began.
+    Shutdown,
+    /// The sink's write failed (I/O error, full disk).
+    SinkError,
+    /// The sink is backing off after failures.
+    SinkBackoff,
+    /// The worker panicked while handling the record (a bug; counted, never silent).
+    WorkerPanic,
+}
+
+impl DropReason {
+    pub(crate) const PIPELINE: [DropReason; 3] = [
+        DropReason::QueueFull,
+        DropReason::QueueBytes,
+        DropReason::Shutdown,
+    ];
+    pub(crate) const SINK: [DropReason; 3] = [
+        DropReason::SinkError,
+        DropReason::SinkBackoff,
+        DropReason::WorkerPanic,
+    ];
+
+    /// Label value used in stats and metrics.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::QueueBytes => "queue_bytes",
+            DropReason::Shutdown => "shutdown",
+            DropReason::SinkError => "sink_error",
+            DropReason::SinkBackoff => "sink_backoff",
+            DropReason::WorkerPanic => "worker_panic",
+        }
+    }
+
+    fn pipeline_index(self) -> usize {
+        match self {
+            DropReason::QueueFull => 0,
+            DropReason::QueueBytes => 1,
+            _ => 2,
+        }
+    }
+
+    fn sink_index(self) -> usize {
+        match self {
+            DropReason::SinkError => 0,
+            DropReason::SinkBackoff => 1,
+            _ => 2,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SinkCounters {
+    pub(crate) name: String,
+    written: AtomicU64,
+    dropped: [AtomicU64; 3],
+}
+
+impl SinkCounters {
+    pub(crate) fn written(&self, n: u64) {
+        self.written.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
+        self.dropped[reason.sink_index()].fetch_add(n, Relaxed);
+    }
+}
+
+/// Counters of one signal's pipeline.
+#[derive(Debug)]
+pub(crate) struct Accounting {
+    pub(crate) emitted: AtomicU64,
+    pub(crate) sampled_away: AtomicU64,
+    /// Taken from the queue by the worker, not yet written (or dropped) by every sink.
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) unknown_fields: AtomicU64,
+    pub(crate) type_errors: AtomicU64,
+    pub(crate) redactions: AtomicU64,
+    pub(crate) truncated: AtomicU64,
+    pub(crate) worker_panics: AtomicU64,
+    /// Time the last batch's oldest record waited before the sinks had it, in nanoseconds.
+    pub(crate) batch_latency_ns: AtomicU64,
+    dropped: [AtomicU64; 3],
+    pub(crate) sinks: Vec<SinkCounters>,
+}
+
+impl Accounting {
+    pub(crate) fn new(sink_names: impl IntoIterator<Item = String>) -> Self {
+        Accounting {
+            emitted: AtomicU64::new(0),
+            sampled_away: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            unknown_fields: AtomicU64::new(0),
+            type_errors: AtomicU64::new(0),
+            redactions: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            worker_panics: AtomicU64::new(0),
+            batch_latency_ns: AtomicU64::new(0),
+            dropped: Default::default(),
+            sinks: sink_names
+                .into_iter()
+                .map(|name| SinkCounters {
+                    name,
+                    written: AtomicU64::new(0),
+                    dropped: Default::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A record lost before any sink saw it (counts for every sink).
+    pub(crate) fn dropped(&self, reason: DropReason) {
+        self.dropped[reason.pipeline_index()].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dropped_count(&self, reason: DropReason) -> u64 {
+        if DropReason::PIPELINE.contains(&reason) {
+            self.dropped[reason.pipeline_index()].load(Relaxed)
+        } else {
+            self.sinks
+                .iter()
+                .map(|s| s.dropped[reason.sink_index()].load(Relaxed))
+                .sum()
+        }
+    }
+
+    pub(crate) fn snapshot(&self, queued: u64) -> PipelineStats {
+        PipelineStats {
+            emitted: self.emitted.load(Relaxed),
+            sampled_away: self.sampled_away.load(Relaxed),
+            queued,
+            in_flight: self.in_flight.load(Relaxed),
+            dropped: DropReason::PIPELINE
+                .iter()
+                .map(|r| (r.as_str(), self.dropped[r.pipeline_index()].load(Relaxed)))
+                .collect(),
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| SinkStats {
+                    name: s.name.clone(),
+                    written: s.written.load(Relaxed),
+                    dropped: DropReason::SINK
+                        .iter()
+                        .map(|r| (r.as_str(), s.dropped[r.sink_index()].load(Relaxed)))
+                        .collect(),
+                })
+                .collect(),
+            unknown_fields: self.unknown_fields.load(Relaxed),
+            type_errors: self.type_errors.load(Relaxed),
+            redactions: self.redactions.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
+            worker_panics: self.worker_panics.load(Relaxed),
+            last_batch_latency: std::time::Duration::from_nanos(
+                self.batch_latency_ns.load(Relaxed),
+            ),
+        }
+    }
+}
+
+/// A snapshot of the log pipeline's counters.
+///
+/// For every sink, `emitted = written + dropped (pipeline) + dropped (sink) + queued + in_flight`;
+/// after a flush or shutdown `queued = in_flight = 0`. Taken while records flow, the counters
+/// are read one after the other, so the identity is exact only once the pipeline is idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipelineStats {
+    /// Records that entered the pipeline (after the level filter and sampling).
+    pub emitted: u64,
+    /// Events skipped by call-site sampling (not emitted).
+    pub sampled_away: u64,
+    /// Records waiting in the queue.
+    pub queued: u64,
+    /// Records taken by the worker and not yet written by every sink.
+    pub in_flight: u64,
+    /// Records lost before reaching any sink, by reason (`queue_full`, `queue_bytes`, `shutdown`).
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Per sink: written and dropped by reason (`sink_error`, `sink_backoff`, `worker_panic`).
+    pub sinks: Vec<SinkStats>,
+    /// Unknown fields seen (kept under `extra.`).
+    pub unknown_fields: u64,
+    /// Fields with a value of the wrong type (kept under `extra.` as text).
+    pub type_errors: u64,
+    /// Secrets replaced by a redaction marker.
+    pub redactions: u64,
+    /// Records with at least one value cut to `log.max_field_bytes`.
+    pub truncated: u64,
+    /// Panics caught on the worker (each also counted as drops of the affected records).
+    pub worker_panics: u64,
+    /// How long the oldest record of the last batch waited between capture on the worker's
+    /// side of the queue and the sinks' write (the export latency).
+    pub last_batch_latency: std::time::Duration,
+}
+
+/// Counters of one sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkStats {
+    /// `stdout`, `file`, or the name given to a custom writer.
+    pub name: String,
+    /// Records written.
+    pub written: u64,
+    /// Records this sink lost, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+impl SinkStats {
+    /// All records this sink lost.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+}
+
+impl PipelineStats {
+    /// Records lost before reaching any sink.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// Records still inside the pipeline.
+    pub fn buffered(&self) -> u64 {
+        self.queued + self.in_flight
+    }
+
+    /// The sink named `name`.
+    pub fn sink(&self, name: &str) -> Option<&SinkStats> {
+        self.sinks.iter().find(|s| s.name == name)
+    }
+
+    /// Whether `emitted = written + dropped + buffered` holds for every sink.
+    pub fn accounted_for(&self) -> bool {
+        self.sinks.iter().all(|s| {
+            self.emitted == s.written + s.dropped_total() + self.dropped_total() + self.buffered()
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! Buffering and export: the one bounded queue, batcher, retry policy and drop accounting that
+//! every signal and sink shares, the background worker, and the sinks.
+
+pub(crate) mod accounting;
+pub(crate) mod batch;
+pub(crate) mod encode;
+pub(crate) mod pipeline;
+pub(crate) mod queue;
+pub(crate) mod retry;
+pub(crate) mod sink;
+pub(crate) mod worker;

@@ -1,0 +1,44 @@
+//! Where encoded batches go. Sinks are internal: stdout, the rolling file, and writers handed
+//! to the builder (tests, custom agents).
+
+pub(crate) mod file;
+
+use std::io::{self, Write};
+
+/// A destination of encoded JSON-lines batches.
+pub(crate) trait Sink: Send {
+    /// Writes a batch of complete lines.
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Pushes buffered bytes to the OS.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Any `Write`: stdout, a pipe, an in-memory buffer.
+pub(crate) struct WriterSink {
+    writer: Box<dyn Write + Send>,
+}
+
+impl WriterSink {
+    pub(crate) fn new(writer: Box<dyn Write + Send>) -> Self {
+        WriterSink { writer }
+    }
+}
+
+impl Sink for WriterSink {
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)?;
+        self.writer.flush()
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Sink for file::RollingFile {
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()> {
+        file::RollingFile::write_batch(self, bytes)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        file::RollingFile::flush(self)
+    }
+}

@@ -1,0 +1,242 @@
+//! The background worker: drains the queue, processes and encodes records, writes batches to
+//! every sink, answers flush and shutdown requests, and reports drops (rate-limited).
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tracing_core::Level;
+
+use super::accounting::DropReason;
+use super::batch::{Batch, BatchLimits};
+use super::pipeline::Pipeline;
+use super::retry::{Backoff, RetryPolicy};
+use super::sink::Sink;
+use crate::collect::record::LogRecord;
+use crate::process::Processor;
+
+/// At most one drop report per reason in this interval.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+const RECALIBRATE_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(crate) struct SinkSlot {
+    pub(crate) name: String,
+    pub(crate) sink: Box<dyn Sink>,
+    backoff: Backoff,
+}
+
+impl SinkSlot {
+    pub(crate) fn new(name: impl Into<String>, sink: Box<dyn Sink>) -> Self {
+        SinkSlot {
+            name: name.into(),
+            sink,
+            backoff: Backoff::new(RetryPolicy {
+                initial: Duration::from_millis(50),
+                max: Duration::from_secs(5),
+                ..RetryPolicy::default()
+            }),
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    pipeline: Arc<Pipeline>,
+    sinks: Vec<SinkSlot>,
+    processor: Processor,
+    batch: Batch,
+    batch_max_records: usize,
+    records: Vec<LogRecord>,
+    internal: Vec<LogRecord>,
+    last_calibration: Instant,
+    /// Per reason: (count already reported, when).
+    reported: HashMap<(usize, DropReason), (u64, Option<Instant>)>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        pipeline: Arc<Pipeline>,
+        sinks: Vec<SinkSlot>,
+        processor: Processor,
+        limits: BatchLimits,
+    ) -> Self {
+        Worker {
+            pipeline,
+            sinks,
+            processor,
+            batch: Batch::new(limits),
+            batch_max_records: limits.max_records,
+            records: Vec::with_capacity(limits.max_records),
+            internal: Vec::new(),
+            last_calibration: Instant::now(),
+            reported: HashMap::new(),
+        }
+    }
+
+    /// The worker loop; returns when shutdown was requested and everything was written.
+    pub(crate) fn run(mut self) {
+        let mut seen = 0;
+        loop {
+            let (epoch, shutdown) = self.pipeline.worker_round();
+            self.drain();
+            self.report_drops();
+            self.flush_internal();
+            for slot in &mut self.sinks {
+                if catch_unwind(AssertUnwindSafe(|| slot.sink.flush())).is_err() {
+                    self.pipeline.acct.worker_panics.fetch_add(1, Relaxed);
+                }
+            }
+            self.pipeline.flush_done(epoch);
+            if shutdown {
+                break;
+            }
+            if self.last_calibration.elapsed() >= RECALIBRATE_INTERVAL {
+                self.pipeline.clock.recalibrate();
+                self.last_calibration = Instant::now();
+            }
+            seen = self.pipeline.queue.wait(seen, self.pipeline.flush_interval);
+        }
+    }
+
+    /// Takes everything queued and writes it in batches.
+    fn drain(&mut self) {
+        loop {
+            self.records.clear();
+            let n = self
+                .pipeline
+                .queue
+                .drain_into(&mut self.records, self.batch_max_records);
+            if n == 0 {
+                break;
+            }
+            self.pipeline.acct.in_flight.fetch_add(n as u64, Relaxed);
+            let mut records = std::mem::take(&mut self.records);
+            for rec in records.drain(..) {
+                self.encode(&rec);
+            }
+            self.records = records;
+        }
+        self.write_batch();
+    }
+
+    /// Encodes diagnostics the worker itself produced (schema violations, drop reports).
+    fn flush_internal(&mut self) {
+        while !self.internal.is_empty() {
+            let records = std::mem::take(&mut self.internal);
+            let n = records.len() as u64;
+            self.pipeline.acct.emitted.fetch_add(n, Relaxed);
+            self.pipeline.acct.in_flight.fetch_add(n, Relaxed);
+            for rec in &records {
+                self.encode(rec);
+            }
+            self.write_batch();
+        }
+    }
+
+    fn encode(&mut self, rec: &LogRecord) {
+        let start = self.batch.bytes.len();
+        let (processor, out, internal, acct) = (
+            &mut self.processor,
+            &mut self.batch.bytes,
+            &mut self.internal,
+            &self.pipeline.acct,
+        );
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            processor.encode(rec, out, acct, internal)
+        }));
+        if result.is_err() {
+            self.batch.bytes.truncate(start);
+            acct.worker_panics.fetch_add(1, Relaxed);
+            for counters in &acct.sinks {
+                counters.dropped(DropReason::WorkerPanic, 1);
+            }
+            acct.in_flight.fetch_sub(1, Relaxed);
+            return;
+        }
+        self.batch.record_added(Instant::now());
+        if self.batch.is_full() {
+            self.write_batch();
+        }
+    }
+
+    fn write_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let n = self.batch.records as u64;
+        let now = Instant::now();
+        let acct = &self.pipeline.acct;
+        if let Some(age) = self.batch.age(now) {
+            acct.batch_latency_ns
+                .store(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        }
+        for (i, slot) in self.sinks.iter_mut().enumerate() {
+            let counters = &acct.sinks[i];
+            if !slot.backoff.ready(now) {
+                counters.dropped(DropReason::SinkBackoff, n);
+                continue;
+            }
+            let bytes = &self.batch.bytes;
+            match catch_unwind(AssertUnwindSafe(|| slot.sink.write_batch(bytes))) {
+                Ok(Ok(())) => {
+                    counters.written(n);
+                    slot.backoff.succeeded();
+                }
+                Ok(Err(_)) => {
+                    counters.dropped(DropReason::SinkError, n);
+                    slot.backoff.failed(now, None);
+                }
+                Err(_) => {
+                    acct.worker_panics.fetch_add(1, Relaxed);
+                    counters.dropped(DropReason::WorkerPanic, n);
+                }
+            }
+        }
+        acct.in_flight.fetch_sub(n, Relaxed);
+        self.batch.clear();
+    }
+
+    /// One warning record per reason and sink at most every 10 s, never one per dropped item.
+    fn report_drops(&mut self) {
+        let acct = &self.pipeline.acct;
+        let now = Instant::now();
+        let mut counts: Vec<(usize, DropReason, String, u64)> = DropReason::PIPELINE
+            .iter()
+            .map(|&r| (usize::MAX, r, "all sinks".to_owned(), acct.dropped_count(r)))
+            .collect();
+        let stats = acct.snapshot(0);
+        for (i, sink) in stats.sinks.iter().enumerate() {
+            for (&reason, &n) in &sink.dropped {
+                let r = DropReason::SINK
+                    .into_iter()
+                    .find(|r| r.as_str() == reason)
+                    .unwrap_or(DropReason::SinkError);
+                counts.push((i, r, sink.name.clone(), n));
+            }
+        }
+        for (sink, reason, sink_name, count) in counts {
+            let entry = self.reported.entry((sink, reason)).or_insert((0, None));
+            if count <= entry.0 {
+                continue;
+            }
+            if entry
+                .1
+                .is_some_and(|t| now.duration_since(t) < DROP_REPORT_INTERVAL)
+            {
+                continue;
+            }
+            let new = count - entry.0;
+            *entry = (count, Some(now));
+            self.internal.push(LogRecord::internal(
+                self.pipeline.clock.stamp(),
+                Level::WARN,
+                "stockbot_telemetry::pipeline",
+                format!(
+                    "telemetry dropped {new} log records ({}, {sink_name}); {count} in total",
+                    reason.as_str()
+                ),
+            ));
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The guard returned by `init`: flush, stats, filter changes, and shutdown with a report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::collect::filter::parse_filter;
+use crate::error::Error;
+use crate::export::accounting::PipelineStats;
+use crate::export::pipeline::Pipeline;
+
+/// Keeps the telemetry pipeline running; shut it down explicitly at the end of `main`.
+///
+/// Dropping the guard without calling [`shutdown`](TelemetryGuard::shutdown) does a bounded
+/// best-effort flush (`pipeline.drop_flush_timeout`, default 2 s). Neither ever hangs: the
+/// worker is a plain thread, so this works on current-thread and multi-thread tokio runtimes,
+/// inside async code (it blocks that thread for at most the deadline) and with no runtime.
+#[derive(Debug)]
+#[must_use = "dropping the guard shuts telemetry down"]
+pub struct TelemetryGuard {
+    pipeline: Arc<Pipeline>,
+    drop_timeout: Duration,
+    log_file: Option<PathBuf>,
+    shut_down: bool,
+}
+
+/// What [`TelemetryGuard::shutdown`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Everything was written (or counted as dropped) before the deadline.
+    pub completed: bool,
+    /// Time the shutdown took.
+    pub elapsed: Duration,
+    /// The final counters: `stats.buffered()` records were still inside the pipeline when the
+    /// deadline passed (0 when `completed`).
+    pub stats: PipelineStats,
+}
+
+impl ShutdownReport {
+    /// Records written by the sink `name`.
+    pub fn written(&self, sink: &str) -> u64 {
+        self.stats.sink(sink).map_or(0, |s| s.written)
+    }
+
+    /// Records lost before the sinks or by any sink.
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped_total()
+            + self
+                .stats
+                .sinks
+                .iter()
+                .map(|s| s.dropped_total())
+                .sum::<u64>()
+    }
+
+    /// Records not flushed by the deadline.
+    pub fn still_buffered(&self) -> u64 {
+        self.stats.buffered()
+    }
+}
+
+impl std::fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "telemetry shutdown {} in {:?}: {} emitted",
+            if self.completed {
+                "completed"
+            } else {
+                "timed out"
+            },
+            self.elapsed,
+            self.stats.emitted
+        )?;
+        for sink in &self.stats.sinks {
+            write!(f, ", {} written to {}", sink.written, sink.name)?;
+        }
+        write!(
+            f,
+            ", {} dropped, {} still buffered",
+            self.dropped(),
+            self.still_buffered()
+        )
+    }
+}
+
+impl TelemetryGuard {
+    pub(crate) fn new(
+        pipeline: Arc<Pipeline>,
+        drop_timeout: Duration,
+        log_file: Option<PathBuf>,
+    ) -> Self {
+        TelemetryGuard {
+            pipeline,
+            drop_timeout,
+            log_file,
+            shut_down: false,
+        }
+    }
+
+    /// Waits until every record emitted before this call is written, or `timeout` passes.
+    /// Returns whether everything was written in time.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.pipeline.flush(timeout)
+    }
+
+    /// The pipeline's counters now.
+    pub fn stats(&self) -> PipelineStats {
+        self.pipeline.stats()
+    }
+
+    /// Replaces the level filter (`RUST_LOG` syntax) without a restart.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidFilter`](crate::ErrorKind::InvalidFilter) when the directives do not
+    /// parse; the current filter stays.
+    pub fn set_filter(&self, directives: &str) -> Result<(), Error> {
+        let targets =
+            parse_filter(directives).map_err(|reason| crate::ErrorKind::InvalidFilter {
+                directives: directives.to_owned(),
+                reason,
+            })?;
+        self.pipeline.filter.replace(targets);
+        Ok(())
+    }
+
+    pub(crate) fn max_level(&self) -> tracing_core::LevelFilter {
+        self.pipeline.filter.max_level()
+    }
+
+    /// Path of the active rolling log file, when the file sink is on.
+    pub fn log_file(&self) -> Option<&Path> {
+        self.log_file.as_deref()
+    }
+
+    /// Stops accepting records, writes what is buffered, and returns within `timeout` with a
+    /// report of what was written, dropped and left behind. Events emitted afterwards are
+    /// counted as dropped (`shutdown`).
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.shut_down = true;
+        let start = Instant::now();
+        let completed = self.pipeline.shutdown(timeout);
+        ShutdownReport {
+            completed,
+            elapsed: start.elapsed(),
+            stats: self.pipeline.stats(),
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if !self.shut_down {
+            self.pipeline.shutdown(self.drop_timeout);
+        }
+    }
+}

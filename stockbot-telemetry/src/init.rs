@@ -1,0 +1,353 @@
+//! The entry point: validate, open sinks, start the worker — and only then touch globals.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing_core::Level;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::collect::TelemetryLayer;
+use crate::collect::clock::{RecordClock, SimClock};
+use crate::collect::filter::{SharedFilter, parse_filter, to_log_level};
+use crate::collect::record::LogRecord;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::export::accounting::Accounting;
+use crate::export::batch::BatchLimits;
+use crate::export::pipeline::Pipeline;
+use crate::export::queue::{Queue, QueueLimits};
+use crate::export::sink::WriterSink;
+use crate::export::sink::file::{RollingFile, RollingFileSettings};
+use crate::export::worker::{SinkSlot, Worker};
+use crate::guard::TelemetryGuard;
+use crate::process::Processor;
+use crate::process::sample::Sampler;
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Sets up telemetry for the process: the one call a service makes in `main`.
+///
+/// Validates `config`, opens the sinks, starts the background worker, then installs the global
+/// `tracing` subscriber and the `log` bridge. Keep the returned guard alive until the end of
+/// `main` and call [`TelemetryGuard::shutdown`] there.
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let guard = stockbot_telemetry::init(stockbot_telemetry::Config::load()?)?;
+///     tracing::info!(venue = "XNAS", "service started");
+///     let report = guard.shutdown(std::time::Duration::from_secs(5));
+///     eprintln!("{report}");
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+/// An invalid setting ([`ErrorKind::InvalidConfig`] names it), a sink that cannot be opened
+/// ([`ErrorKind::SinkOpen`]), a worker that cannot start, or a second call /
+/// another global subscriber or `log` logger ([`ErrorKind::AlreadyInitialized`]). Every
+/// fallible step runs before any process-global is set, so on error nothing is installed —
+/// with one exception: if another thread installs a global `tracing` subscriber between our
+/// check and ours, the `log` bridge stays installed (it forwards to whatever subscriber won).
+pub fn init(config: Config) -> Result<TelemetryGuard, Error> {
+    TelemetryBuilder::new(config).install()
+}
+
+/// Builds the SDK from a [`Config`], for composition: [`build`](Self::build) returns the
+/// layer and guard without touching globals, [`build_dispatch`](Self::build_dispatch) a
+/// ready `tracing::Dispatch` for scoped use, and [`install`](Self::install) does what
+/// [`init`] does.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// let mut config = stockbot_telemetry::Config::for_service("risk");
+/// config.log.stdout = false;
+/// config.log.file.enabled = false;
+/// let (layer, guard) = stockbot_telemetry::TelemetryBuilder::new(config)
+///     .with_writer("capture", std::io::sink())
+///     .build()
+///     .unwrap();
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("scoped"));
+/// let report = guard.shutdown(std::time::Duration::from_secs(5));
+/// assert!(report.completed);
+/// assert!(report.written("capture") >= 1);
+/// ```
+pub struct TelemetryBuilder {
+    config: Config,
+    writers: Vec<(String, Box<dyn Write + Send>)>,
+    sim_clock: Option<SimClock>,
+}
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("config", &self.config)
+            .field(
+                "writers",
+                &self.writers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("sim_clock", &self.sim_clock)
+            .finish()
+    }
+}
+
+impl TelemetryBuilder {
+    /// Starts from a configuration.
+    pub fn new(config: Config) -> Self {
+        TelemetryBuilder {
+            config,
+            writers: Vec::new(),
+            sim_clock: None,
+        }
+    }
+
+    /// Adds a sink that receives the same JSON lines as stdout (a test buffer, a pipe to an
+    /// agent). `name` labels its counters.
+    pub fn with_writer(
+        mut self,
+        name: impl Into<String>,
+        writer: impl Write + Send + 'static,
+    ) -> Self {
+        self.writers.push((name.into(), Box::new(writer)));
+        self
+    }
+
+    /// Stamps records with simulated time (backtests); see [`SimClock`].
+    pub fn with_sim_clock(mut self, clock: SimClock) -> Self {
+        self.sim_clock = Some(clock);
+        self
+    }
+
+    /// Validates, opens the sinks and starts the worker; sets no global.
+    ///
+    /// # Errors
+    /// As [`init`], except [`ErrorKind::AlreadyInitialized`].
+    pub fn build(self) -> Result<(TelemetryLayer, TelemetryGuard), Error> {
+        let TelemetryBuilder {
+            config,
+            writers,
+            sim_clock,
+        } = self;
+        config.validate()?;
+        let targets = parse_filter(&config.log.filter)
+            .map_err(|reason| Error::invalid("log.filter", &config.log.filter, reason))?;
+
+        let mut sinks = Vec::new();
+        if config.log.stdout {
+            sinks.push(SinkSlot::new(
+                "stdout",
+                Box::new(WriterSink::new(Box::new(std::io::stdout()))),
+            ));
+        }
+        let mut log_file = None;
+        if config.log.file.enabled {
+            let f = &config.log.file;
+            let settings = RollingFileSettings {
+                directory: f.directory.clone(),
+                prefix: config.file_prefix(),
+                max_file_bytes: f.max_file_bytes,
+                max_file_age: f.max_file_age,
+                max_files: f.max_files,
+                max_age: f.max_age,
+            };
+            let file = RollingFile::open(settings).map_err(|source| ErrorKind::SinkOpen {
+                field: "log.file.directory".into(),
+                target: f.directory.display().to_string(),
+                source,
+            })?;
+            log_file = Some(file.active_path().to_path_buf());
+            sinks.push(SinkSlot::new("file", Box::new(file)));
+        }
+        for (name, writer) in writers {
+            sinks.push(SinkSlot::new(name, Box::new(WriterSink::new(writer))));
+        }
+        if sinks.is_empty() {
+            return Err(Error::invalid(
+                "log.stdout",
+                false,
+                "no log sink left: enable log.stdout or log.file.enabled (or add a writer)",
+            ));
+        }
+
+        let host_name = match &config.service.host_name {
+            Some(h) => h.clone(),
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown".into()),
+        };
+        let (key, random_key) = match &config.log.redaction.pseudonym_key {
+            Some(k) => (k.expose().as_bytes().to_vec(), false),
+            None => {
+                let mut k = vec![0u8; 32];
+                getrandom::fill(&mut k).map_err(|e| {
+                    Error::invalid(
+                        "log.redaction.pseudonym_key",
+                        "<unset>",
+                        format!("no random key available: {e}"),
+                    )
+                })?;
+                (k, true)
+            }
+        };
+
+        let clock = Arc::new(RecordClock::new(sim_clock));
+        let p = &config.pipeline;
+        let acct = Accounting::new(sinks.iter().map(|s| s.name.clone()));
+        let pipeline = Arc::new(Pipeline::new(
+            Queue::new(QueueLimits {
+                capacity: p.queue_capacity,
+                audit_reserve: p.audit_reserve,
+                max_bytes: p.queue_max_bytes,
+                wake_at: p.batch_max_records.min(p.queue_capacity),
+            }),
+            acct,
+            Arc::clone(&clock),
+            SharedFilter::new(targets),
+            Sampler::new(config.log.sampling.clone()),
+            config.log.max_field_bytes,
+            p.flush_interval,
+        ));
+        let processor = Processor::new(&config, &host_name, &key, Arc::clone(&clock));
+        let worker = Worker::new(
+            Arc::clone(&pipeline),
+            sinks,
+            processor,
+            BatchLimits {
+                max_records: p.batch_max_records,
+                max_bytes: p.batch_max_bytes,
+            },
+        );
+        spawn_worker(worker, &p.worker_cpus, Arc::clone(&pipeline))?;
+
+        let guard = TelemetryGuard::new(
+            Arc::clone(&pipeline),
+            p.drop_flush_timeout,
+            log_file.clone(),
+        );
+        let sink_list = pipeline
+            .acct
+            .sinks
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let where_file = log_file
+            .map(|f| format!(" (log file {})", f.display()))
+            .unwrap_or_default();
+        pipeline.submit(LogRecord::internal(
+            clock.stamp(),
+            Level::INFO,
+            "stockbot_telemetry",
+            format!(
+                "stockbot-telemetry {} started: logs to {sink_list}{where_file}",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+        if random_key {
+            pipeline.submit(LogRecord::internal(
+                clock.stamp(),
+                Level::WARN,
+                "stockbot_telemetry",
+                "no log.redaction.pseudonym_key configured: account pseudonyms are only stable within this process".into(),
+            ));
+        }
+        Ok((TelemetryLayer { pipeline }, guard))
+    }
+
+    /// [`build`](Self::build), wrapped in a `tracing::Dispatch` (registry + our layer) for
+    /// scoped use with `tracing::dispatcher::with_default` — what the testing crate does.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    pub fn build_dispatch(self) -> Result<(tracing::Dispatch, TelemetryGuard), Error> {
+        let (layer, guard) = self.build()?;
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Ok((tracing::Dispatch::new(subscriber), guard))
+    }
+
+    /// Builds and installs process-wide: the global `tracing` subscriber and the `log` bridge.
+    ///
+    /// # Errors
+    /// As [`init`].
+    pub fn install(self) -> Result<TelemetryGuard, Error> {
+        if INSTALLED.swap(true, Ordering::AcqRel) {
+            return Err(ErrorKind::AlreadyInitialized {
+                what: "stockbot_telemetry::init (called twice)",
+            }
+            .into());
+        }
+        let result = install_inner(self);
+        if result.is_err() {
+            INSTALLED.store(false, Ordering::Release);
+        }
+        result
+    }
+}
+
+fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
+    if tracing::dispatcher::has_been_set() {
+        return Err(ErrorKind::AlreadyInitialized {
+            what: "a global tracing subscriber",
+        }
+        .into());
+    }
+    let (dispatch, guard) = builder.build_dispatch()?;
+    let max = guard.max_level();
+    tracing_log::LogTracer::builder()
+        .with_max_level(to_log_level(max))
+        .init()
+        .map_err(|_| {
+            Error::from(ErrorKind::AlreadyInitialized {
+                what: "a `log` logger",
+            })
+        })?;
+    tracing::dispatcher::set_global_default(dispatch).map_err(|_| {
+        Error::from(ErrorKind::AlreadyInitialized {
+            what: "a global tracing subscriber",
+        })
+    })?;
+    Ok(guard)
+}
+
+fn spawn_worker(worker: Worker, cpus: &[usize], pipeline: Arc<Pipeline>) -> Result<(), Error> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
+    let wanted = format!("{cpus:?}");
+    let cpus = cpus.to_vec();
+    std::thread::Builder::new()
+        .name("stockbot-telemetry-log".into())
+        .spawn(move || {
+            if let Err(e) = pin_to(&cpus) {
+                let _ = tx.send(Err(e));
+                pipeline.worker_exited();
+                return;
+            }
+            let _ = tx.send(Ok(()));
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())).is_err() {
+                pipeline.acct.worker_panics.fetch_add(1, Ordering::Relaxed);
+            }
+            pipeline.worker_exited();
+        })
+        .map_err(|source| ErrorKind::SpawnWorker { source })?;
+    match rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(Error::invalid("pipeline.worker_cpus", wanted, reason)),
+        Err(_) => Err(ErrorKind::SpawnWorker {
+            source: std::io::Error::other("worker thread exited at start"),
+        }
+        .into()),
+    }
+}
+
+fn pin_to(cpus: &[usize]) -> Result<(), String> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu).map_err(|e| format!("core {cpu}: {e}"))?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| format!("cannot pin the worker: {e}"))
+}

@@ -1,0 +1,122 @@
+//! # stockbot-telemetry
+//!
+//! The observability SDK of the stock-bot trading platform. A service adds this one
+//! dependency, calls [`init`] in `main`, and from then on every `tracing` event (and every
+//! `log` record of its dependencies) becomes one JSON line that follows one schema —
+//! compatible with the Elastic Common Schema — enriched with the service's identity, with
+//! secrets redacted and account ids pseudonymised before any sink sees it. The caller's thread
+//! only copies the event into a bounded queue; a background worker encodes and writes.
+//!
+//! ## Getting started
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Defaults, then the file named by STOCKBOT_CONFIG, then OTEL_* / RUST_LOG / STOCKBOT_*.
+//!     let mut config = stockbot_telemetry::Config::load()?;
+//!     config.service.name = "order-router".into();
+//!     config.service.version = env!("CARGO_PKG_VERSION").into();
+//!     let guard = stockbot_telemetry::init(config)?;
+//!
+//!     // Libraries and services only use the `tracing` macros.
+//!     tracing::info!(cl_ord_id = "C-1001", symbol = "AAPL", side = "buy", quantity = 100, "order accepted");
+//!
+//!     let report = guard.shutdown(Duration::from_secs(5));
+//!     eprintln!("{report}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! That line comes out as (one line, shown wrapped):
+//!
+//! ```json
+//! {"@timestamp":"2026-11-23T22:33:35.123456Z","log.level":"INFO","message":"order accepted",
+//!  "ecs.version":"8.11.0","schema.version":"1.0.0","service.name":"order-router",
+//!  "service.version":"0.1.0","service.environment":"dev","deployment.mode":"live",
+//!  "host.name":"ny4-prod-7","event.dataset":"order-router.log","process.pid":4242,
+//!  "process.thread.name":"main","log.logger":"order_router","log.origin.file.name":"src/main.rs",
+//!  "log.origin.file.line":12,"order.cl_ord_id":"C-1001","instrument.symbol":"AAPL",
+//!  "order.side":"buy","order.quantity":100}
+//! ```
+//!
+//! ## The schema
+//!
+//! Field names come from [`conventions`] (re-exported): write the short alias (`cl_ord_id`,
+//! `symbol`, `venue`, `account`) or the canonical dotted name (`order.cl_ord_id`); the output
+//! always uses the canonical name. Fields of the current span (and its parents) are added to
+//! every event inside it, as are `trace.id`, `span.id` and `span.name`.
+//!
+//! * Unknown fields are kept under `extra.<name>` and counted; values of the wrong type are kept
+//!   there as text and counted.
+//! * In [`SchemaMode::Strict`] (tests, development), violations in the service's own targets
+//!   also add `schema.errors` to the record and one error record per call site. Events of
+//!   dependencies always pass leniently.
+//! * Services add fields with [`LogConfig::fields`] ([`CustomField`]).
+//! * Fields of the secret class (`password`, `api_key`, `token`, `authorization`, …) are
+//!   always `[REDACTED]`; `account.id` is replaced by a keyed hash (`pseu_…`, HMAC-SHA256),
+//!   stable for a given key so it stays searchable; every string value (the message included)
+//!   is scanned for card numbers (Luhn), IBANs, bearer tokens, API keys, JWTs, URL passwords and
+//!   `password=…` pairs.
+//! * Values longer than `log.max_field_bytes` are cut at a character boundary with a marker and
+//!   `log.truncated: true`. Control characters, CR and LF are escaped: one event, one line.
+//! * An event with `audit = true` (or inside a span with `audit = true`) is audit class: never
+//!   sampled, and it may use the queue capacity reserved for audit records.
+//!
+//! ## Timestamps
+//!
+//! `@timestamp` is UTC with microseconds, taken with a cheap monotonic clock on the caller's
+//! thread and converted on the worker against the system clock (re-read every second). A
+//! venue's own time goes in `event.venue_time` (`transact_time`). Backtests can stamp records
+//! with simulated time ([`TelemetryBuilder::with_sim_clock`], [`SimClock`]); the real time then
+//! goes to `event.ingested`.
+//!
+//! ## Delivery and loss
+//!
+//! The queue is bounded by records and bytes; when it is full, new records are dropped and
+//! counted — the caller never waits. For every sink, `emitted = written + dropped + buffered`
+//! ([`PipelineStats::accounted_for`]); at most one warning record per drop reason every 10 s
+//! says what was lost. [`TelemetryGuard::shutdown`] flushes within a deadline and reports.
+//!
+//! ## Composing your own subscriber
+//!
+//! [`TelemetryBuilder::build`] gives the [`TelemetryLayer`] and the guard without setting any
+//! global; [`TelemetryBuilder::build_dispatch`] a ready `Dispatch` for scoped use.
+//! The `stockbot-telemetry-testing` crate builds on it to capture telemetry per test.
+//!
+//! ## Across tasks and threads
+//!
+//! [`spawn`] and [`spawn_thread`] carry the current span and subscriber into new tasks and
+//! threads, so trace ids follow the work and scoped test captures see it.
+//!
+//! ## Feature flags
+//!
+//! None yet: logs, the stdout and file sinks, redaction and the `log` bridge are always on.
+//!
+//! ## Supported Rust versions
+//!
+//! Rust 1.95 or newer (edition 2024).
+
+mod collect;
+mod config;
+mod context;
+mod error;
+mod export;
+mod guard;
+mod init;
+mod process;
+
+pub use collect::TelemetryLayer;
+pub use collect::clock::SimClock;
+pub use config::{
+    Config, CustomField, DeploymentMode, FileConfig, LogConfig, PipelineConfig, RedactionConfig,
+    SamplingRule, SchemaMode, Secret, ServiceConfig,
+};
+pub use context::{spawn, spawn_thread};
+pub use error::{Error, ErrorKind};
+pub use export::accounting::{PipelineStats, SinkStats};
+pub use guard::{ShutdownReport, TelemetryGuard};
+pub use init::{TelemetryBuilder, init};
+
+/// The conventions: log field schema, cardinality classes, metric naming rules.
+pub use stockbot_telemetry_conventions as conventions;
