@@ -106,7 +106,7 @@ impl std::fmt::Debug for Capture {
 pub fn test_config() -> Config {
     let mut config = Config::for_service("test-service");
     config.service.host_name = Some("test-host".into());
-    config.service.own_targets = vec![String::new()];
+    config.service.own_targets = vec!["*".into()];
     config.log.stdout = false;
     config.log.file.enabled = false;
     config.log.filter = "trace".into();
@@ -427,7 +427,7 @@ impl LogLine {
 
 type Filter = (String, Arc<dyn Fn(&LogLine) -> bool + Send + Sync>);
 
-/// A query over captured records: add filters, then assert.
+/// A query over captured records: add filters (each returns a new query), then assert.
 ///
 /// Field names are the canonical output names (`order.cl_ord_id`); an alias given to a
 /// filter (`cl_ord_id`) is translated.
@@ -455,28 +455,29 @@ fn canonical(field: &str) -> String {
 
 impl Logs {
     fn with(
-        mut self,
+        &self,
         description: String,
         f: impl Fn(&LogLine) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.filters.push((description, Arc::new(f)));
-        self
+        let mut next = self.clone();
+        next.filters.push((description, Arc::new(f)));
+        next
     }
 
     /// Records at `level` (`"INFO"`, `"WARN"`, …; case-insensitive).
-    pub fn level(self, level: &str) -> Self {
+    pub fn level(&self, level: &str) -> Self {
         let level = level.to_ascii_uppercase();
         self.with(format!("level = {level}"), move |l| l.level() == level)
     }
 
     /// Records whose message is exactly `message`.
-    pub fn message(self, message: &str) -> Self {
+    pub fn message(&self, message: &str) -> Self {
         let m = message.to_owned();
         self.with(format!("message = {message:?}"), move |l| l.message() == m)
     }
 
     /// Records whose message contains `part`.
-    pub fn message_contains(self, part: &str) -> Self {
+    pub fn message_contains(&self, part: &str) -> Self {
         let p = part.to_owned();
         self.with(format!("message contains {part:?}"), move |l| {
             l.message().contains(&p)
@@ -484,7 +485,7 @@ impl Logs {
     }
 
     /// Records whose target (`log.logger`) is `target` or inside it.
-    pub fn target(self, target: &str) -> Self {
+    pub fn target(&self, target: &str) -> Self {
         let t = target.to_owned();
         self.with(format!("target in {target}"), move |l| {
             l.str("log.logger")
@@ -493,7 +494,7 @@ impl Logs {
     }
 
     /// Records where `field` equals `value`.
-    pub fn field(self, field: &str, value: impl Into<Value>) -> Self {
+    pub fn field(&self, field: &str, value: impl Into<Value>) -> Self {
         let name = canonical(field);
         let value = value.into();
         self.with(format!("{name} = {value}"), move |l| {
@@ -502,13 +503,13 @@ impl Logs {
     }
 
     /// Records that have `field`.
-    pub fn has_field(self, field: &str) -> Self {
+    pub fn has_field(&self, field: &str) -> Self {
         let name = canonical(field);
         self.with(format!("has {name}"), move |l| l.get(&name).is_some())
     }
 
     /// Records without `field`.
-    pub fn lacks_field(self, field: &str) -> Self {
+    pub fn lacks_field(&self, field: &str) -> Self {
         let name = canonical(field);
         self.with(format!("lacks {name}"), move |l| l.get(&name).is_none())
     }

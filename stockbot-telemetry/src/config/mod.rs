@@ -67,7 +67,8 @@ pub struct ServiceConfig {
     pub host_name: Option<String>,
     /// Targets (module path prefixes) that belong to this service: strict schema mode applies
     /// to them and to the SDK; events of other targets (dependencies) pass leniently.
-    /// Default: the service name with `-` replaced by `_`.
+    /// Default: the service name with `-` replaced by `_`. `*` makes every target the
+    /// service's own (what the testing crate does).
     pub own_targets: Vec<String>,
     /// Extra resource attributes (from `OTEL_RESOURCE_ATTRIBUTES`), kept for the trace and
     /// metric exporters.

@@ -159,7 +159,7 @@ impl Processor {
         self.errors.clear();
         let target = rec.text(rec.target);
         let strict_here = self.strict
-            && (rec.flags & INTERNAL != 0 || self.own_targets.iter().any(|t| target_in(target, t)));
+            && (rec.flags & INTERNAL != 0 || self.own_targets.iter().any(|t| t == "*" || target_in(target, t)));
 
         out.push(b'{');
         write_key(out, "@timestamp");

@@ -248,42 +248,64 @@ fn iban_valid_bytes(s: &[u8]) -> bool {
 // Byte classes
 
 /// `[A-Za-z0-9]`
-const ALNUM: u16 = 1 << 0;
+const ALNUM: u32 = 1 << 0;
 /// `[A-Z0-9]`
-const UPPER_NUM: u16 = 1 << 1;
+const UPPER_NUM: u32 = 1 << 1;
 /// `[A-Za-z0-9_-]` (base64url)
-const B64URL: u16 = 1 << 2;
+const B64URL: u32 = 1 << 2;
 /// `[A-Za-z0-9_]`
-const WORD: u16 = 1 << 3;
+const WORD: u32 = 1 << 3;
 /// `[A-Za-z0-9-]`
-const ALNUM_DASH: u16 = 1 << 4;
+const ALNUM_DASH: u32 = 1 << 4;
 /// `[A-Za-z0-9._~+/=-]` plus `_` (RFC 6750 `b64token`)
-const TOKEN: u16 = 1 << 5;
+const TOKEN: u32 = 1 << 5;
 /// `[A-Za-z0-9_.-]`: characters of a key name.
-const KEY: u16 = 1 << 6;
+const KEY: u32 = 1 << 6;
 /// Ends an unquoted value: ASCII controls, space, `, ; & } ) ] " ' < > `` ` ``.
-const VALUE_END: u16 = 1 << 7;
+const VALUE_END: u32 = 1 << 7;
 /// Ends a URL authority: ASCII controls, space, `/ ? # " ' < > `` ` `` \ { } | ^`.
-const AUTHORITY_END: u16 = 1 << 8;
-/// Non-alphanumeric bytes at which a match may begin: `:` `=` `-`.
-const TRIGGER: u16 = 1 << 9;
+const AUTHORITY_END: u32 = 1 << 8;
 /// `[A-Z0-9 ]`: a PEM label.
-const PEM_LABEL: u16 = 1 << 10;
+const PEM_LABEL: u32 = 1 << 10;
 /// `[0-9]`
-const DIGIT: u16 = 1 << 11;
+const DIGIT: u32 = 1 << 11;
 /// `[A-Z]`
-const UPPER: u16 = 1 << 12;
+const UPPER: u32 = 1 << 12;
 /// Space or tab.
-const SPACE: u16 = 1 << 13;
+const SPACE: u32 = 1 << 13;
+/// First bytes of key keywords: `[aAPpsStT]`.
+const KEYWORD: u32 = 1 << 15;
+/// `[cCkKwWzZ]`: every key keyword holds one of these (a cheap filter for keys).
+const RARE: u32 = 1 << 16;
 
-static CLASS: [u16; 256] = build_class_table();
+// Where a pattern may begin, as pairs of (this byte, next byte). A byte's groups as the first of
+// a pair sit at `FIRST_SHIFT`, as the second at `NEXT_SHIFT`; a position is a candidate when the
+// two share a group (and, for word patterns, the byte before is not alphanumeric).
+const FIRST_SHIFT: u32 = 17;
+const NEXT_SHIFT: u32 = 23;
+/// `[2-9]` then `[0-9]`: a card number.
+const G_DIGIT: u32 = 1 << 0;
+/// `[A-Z]` then `[A-Z]`: an IBAN, `AKIA`/`ASIA`/`AIza`.
+const G_UPPER: u32 = 1 << 1;
+/// `[bB]` then `[eE]`: `Bearer`.
+const G_BEARER: u32 = 1 << 2;
+/// `[egrsx]` then `[hikoy]`: `eyJ`, `gh?_`, `github_pat_`, `rk_`, `sk_`, `sk-`, `xox?-`.
+const G_LOWER: u32 = 1 << 3;
+/// `[:=]` then anything: a key–value separator or `://`.
+const G_SEP: u32 = 1 << 4;
+/// `-` then `-`: a PEM line.
+const G_DASH: u32 = 1 << 5;
+const WORD_GROUPS: u32 = G_DIGIT | G_UPPER | G_BEARER | G_LOWER;
+const TRIGGER_GROUPS: u32 = G_SEP | G_DASH;
 
-const fn build_class_table() -> [u16; 256] {
-    let mut table = [0u16; 256];
+static CLASS: [u32; 256] = build_class_table();
+
+const fn build_class_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
     let mut i = 0usize;
     while i < 256 {
         let c = i as u8;
-        let mut v = 0u16;
+        let mut v = 0u32;
         let digit = c.is_ascii_digit();
         let upper = c.is_ascii_uppercase();
         if digit || upper || c.is_ascii_lowercase() {
@@ -298,13 +320,50 @@ const fn build_class_table() -> [u16; 256] {
         if upper {
             v |= UPPER;
         }
+        let mut first = 0u32;
+        let mut next = G_SEP;
+        if matches!(c, b'2'..=b'9') {
+            first |= G_DIGIT;
+        }
+        if digit {
+            next |= G_DIGIT;
+        }
+        if upper {
+            first |= G_UPPER;
+            next |= G_UPPER;
+        }
+        if matches!(c, b'b' | b'B') {
+            first |= G_BEARER;
+        }
+        if matches!(c, b'e' | b'E') {
+            next |= G_BEARER;
+        }
+        if matches!(c, b'e' | b'g' | b'r' | b's' | b'x') {
+            first |= G_LOWER;
+        }
+        if matches!(c, b'h' | b'i' | b'k' | b'o' | b'y') {
+            next |= G_LOWER;
+        }
+        if matches!(c, b':' | b'=') {
+            first |= G_SEP;
+        }
+        if c == b'-' {
+            first |= G_DASH;
+            next |= G_DASH;
+        }
+        v |= first << FIRST_SHIFT | next << NEXT_SHIFT;
+        if matches!(c.to_ascii_lowercase(), b'a' | b'p' | b's' | b't') {
+            v |= KEYWORD;
+        }
+        if matches!(c.to_ascii_lowercase(), b'c' | b'k' | b'w' | b'z') {
+            v |= RARE;
+        }
         match c {
             b'_' => v |= B64URL | WORD | KEY | TOKEN,
-            b'-' => v |= B64URL | ALNUM_DASH | TOKEN | KEY | TRIGGER,
+            b'-' => v |= B64URL | ALNUM_DASH | TOKEN | KEY,
             b'.' => v |= TOKEN | KEY,
             b'~' | b'+' | b'/' => v |= TOKEN,
-            b'=' => v |= TOKEN | TRIGGER,
-            b':' => v |= TRIGGER,
+            b'=' => v |= TOKEN,
             b' ' => v |= PEM_LABEL | SPACE,
             b'\t' => v |= SPACE,
             _ => {}
@@ -330,7 +389,7 @@ const fn build_class_table() -> [u16; 256] {
 }
 
 #[inline]
-fn class(c: u8) -> u16 {
+fn class(c: u8) -> u32 {
     CLASS[usize::from(c)]
 }
 
@@ -341,24 +400,26 @@ fn at(b: &[u8], i: usize) -> u8 {
 }
 
 #[inline]
-fn is(b: &[u8], i: usize, mask: u16) -> bool {
+fn is(b: &[u8], i: usize, mask: u32) -> bool {
     class(at(b, i)) & mask != 0
 }
 
 /// Length of the run of bytes in `mask` starting at `from`, at most `cap`.
 #[inline]
-fn run(b: &[u8], from: usize, mask: u16, cap: usize) -> usize {
-    b.get(from..).map_or(0, |s| {
-        s.iter()
-            .take(cap)
-            .take_while(|&&c| class(c) & mask != 0)
-            .count()
-    })
+fn run(b: &[u8], from: usize, mask: u32, cap: usize) -> usize {
+    let limit = b.len().min(from.saturating_add(cap));
+    let mut j = from;
+    while j < limit && class(b[j]) & mask != 0 {
+        j += 1;
+    }
+    j.saturating_sub(from)
 }
 
 #[inline]
 fn has_at(b: &[u8], i: usize, pat: &[u8]) -> bool {
-    b.get(i..).is_some_and(|s| s.starts_with(pat))
+    b.get(i..)
+        .and_then(|s| s.get(..pat.len()))
+        .is_some_and(|s| s.iter().zip(pat).all(|(x, y)| x == y))
 }
 
 #[inline]
@@ -396,6 +457,7 @@ impl Found {
 }
 
 fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'a, str> {
+    const BLOCK: usize = 64;
     let b = text.as_bytes();
     let n = b.len();
     let mut w = Writer {
@@ -408,45 +470,54 @@ fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'a, str> {
     // been scanned too: a token can sit there, as in `https://ghp_…:x-oauth-basic@github.com`.
     let mut pending: Option<Found> = None;
     let mut jwt_dead = 0usize;
-    let mut i = 0usize;
-    while i < n {
-        if let Some(p) = pending {
-            if i >= p.start {
+    // Everything before `resume` has been replaced or consumed by a match.
+    let mut resume = 0usize;
+    let mut prev = 0u32; // class of the byte before `k` (none: not alphanumeric)
+    let mut cur = class(at(b, 0)); // class of the byte at `k`
+    let mut block = 0usize;
+    while block < n {
+        let block_end = n.min(block + BLOCK);
+        // One bit per position where a pattern may begin, computed without branches: the byte
+        // and the next one share a group, and a word pattern's byte is not preceded by an
+        // alphanumeric one.
+        let mut candidates = 0u64;
+        for k in block..block_end {
+            let next = class(b.get(k + 1).copied().unwrap_or(0));
+            let allowed = TRIGGER_GROUPS | (WORD_GROUPS & (prev & ALNUM).wrapping_sub(1));
+            let pair = (cur >> FIRST_SHIFT) & (next >> NEXT_SHIFT) & allowed;
+            candidates |= u64::from(pair != 0) << (k - block);
+            prev = cur;
+            cur = next;
+        }
+        while candidates != 0 {
+            let k = block + candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            if let Some(p) = pending.filter(|p| k >= p.start) {
                 w.replace(p, hits);
                 pending = None;
-                i = i.max(p.end);
+                resume = resume.max(p.end);
+            }
+            if k < resume {
                 continue;
             }
-        }
-        let c = b[i];
-        let cls = class(c);
-        let alnum = cls & ALNUM != 0;
-        let found = if alnum {
-            let boundary = i == 0 || class(b[i - 1]) & ALNUM == 0;
-            boundary.then(|| word_start(b, i, &mut jwt_dead)).flatten()
-        } else if cls & TRIGGER != 0 {
-            if c == b'-' {
-                match_pem(b, i)
+            let found = if is(b, k, ALNUM) {
+                word_start(b, k, &mut jwt_dead)
+            } else if at(b, k) == b'-' {
+                match_pem(b, k)
             } else {
-                match_separator(b, i)
-            }
-        } else {
-            None
-        };
-        // Nothing may run into a pending replacement.
-        match found.filter(|f| pending.is_none_or(|p| f.end <= p.start)) {
-            // No pattern starts inside an alphanumeric run: skip it whole.
-            None if alnum => i += 1 + run(b, i + 1, ALNUM, usize::MAX),
-            None => i += 1,
-            Some(f) if f.start > i + 1 && pending.is_none() => {
-                pending = Some(f);
-                i += 1;
-            }
-            Some(f) => {
-                w.replace(f, hits);
-                i = f.end.max(i + 1);
+                match_separator(b, k)
+            };
+            // Nothing may run into a pending replacement.
+            match found.filter(|f| pending.is_none_or(|p| f.end <= p.start)) {
+                None => {}
+                Some(f) if f.start > k + 1 && pending.is_none() => pending = Some(f),
+                Some(f) => {
+                    w.replace(f, hits);
+                    resume = f.end.max(k + 1);
+                }
             }
         }
+        block = block_end;
     }
     if let Some(p) = pending {
         w.replace(p, hits);
@@ -765,6 +836,9 @@ fn classify_key(key: &[u8]) -> KeyClass {
     }
     let mut secret = false;
     for (i, &c) in key.iter().enumerate() {
+        if class(c) & KEYWORD == 0 {
+            continue;
+        }
         let rest = key.get(i..).unwrap_or_default();
         match norm(c) {
             b'a' => {
@@ -814,8 +888,14 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
         skipped += 1;
     }
     let mut key_start = key_end;
+    let mut seen = 0u32;
     while key_start > 0 && is(b, key_start - 1, KEY) {
         key_start -= 1;
+        seen |= class(at(b, key_start));
+    }
+    // Every keyword is at least 3 bytes long and holds one of `c k w z`.
+    if key_end - key_start < 3 || seen & RARE == 0 {
+        return None;
     }
     let key_class = classify_key(b.get(key_start..key_end)?);
     if key_class == KeyClass::Plain {

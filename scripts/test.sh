@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check: formatting, clippy and rustdoc with -D warnings, all tests and doctests.
+# Installs what the tests need itself (a fresh machine has only the Rust toolchain).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --version && cargo clippy --version
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "cargo test (unit, integration, doc tests)"
+cargo test --workspace --locked

@@ -1,0 +1,111 @@
+//! The capture is scoped, sees spawned work, asserts fluently and dumps on failure.
+
+use std::time::Duration;
+
+use stockbot_telemetry_testing::Capture;
+use tracing::{info, info_span, warn, Instrument};
+
+#[test]
+fn parallel_tests_do_not_see_each_other() {
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let capture = Capture::start();
+                for _ in 0..50 {
+                    info!(strategy = format!("s{i}"), "tick");
+                }
+                let logs = capture.logs();
+                logs.message("tick").assert_count(50);
+                logs.field("strategy", format!("s{i}")).assert_count(50);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn tasks_and_threads_spawned_through_the_sdk_helpers_are_captured() {
+    let capture = Capture::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let span = info_span!("route_order", cl_ord_id = "C-7");
+        async {
+            stockbot_telemetry::spawn(async { info!("in a spawned task") }).await.unwrap();
+        }
+        .instrument(span)
+        .await;
+    });
+    stockbot_telemetry::spawn_thread(|| warn!("in a spawned thread")).join().unwrap();
+    let logs = capture.logs();
+    let task = logs.message("in a spawned task").assert_one();
+    assert_eq!(task.str("order.cl_ord_id"), Some("C-7"), "the span followed the task");
+    logs.level("warn").message("in a spawned thread").assert_one();
+}
+
+#[test]
+fn block_on_catches_plain_tokio_spawn() {
+    let capture = Capture::start();
+    capture.block_on(async {
+        let handles: Vec<_> = (0..8u64)
+            .map(|i| tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                info!(seq_num = i, "plain spawn");
+            }))
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    capture.logs().message("plain spawn").assert_count(8);
+}
+
+#[test]
+fn fluent_queries_and_schema_validity() {
+    let capture = Capture::start();
+    info!(cl_ord_id = "C-1", symbol = "AAPL", quantity = 100, "order accepted");
+    warn!(password = "hunter2", reject_reason = "price_band", "order rejected");
+    let logs = capture.logs();
+    logs.message_contains("order").assert_count(2);
+    let accepted = logs.message("order accepted").field("cl_ord_id", "C-1").field("order.quantity", 100).assert_one();
+    assert_eq!(accepted.level(), "INFO");
+    logs.level("WARN").field("password", "[REDACTED]").has_field("reject.reason").assert_one();
+    logs.lacks_field("account.id").assert_count(2);
+    logs.message("nothing like this").assert_none();
+    capture.assert_schema_valid();
+    let stats = capture.stats();
+    assert!(stats.accounted_for());
+}
+
+#[test]
+#[should_panic(expected = "expected exactly one matching record, found 0")]
+fn a_failed_assertion_panics_with_the_query() {
+    let capture = Capture::start();
+    info!("something else");
+    capture.logs().message("missing").assert_one();
+}
+
+#[test]
+fn a_failed_assertion_dumps_everything_captured() {
+    let capture = Capture::start();
+    info!(cl_ord_id = "C-42", "the record to find in the dump");
+    let logs = capture.logs();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        logs.message("missing").assert_one();
+    }))
+    .unwrap_err();
+    let text = err.downcast_ref::<String>().unwrap();
+    assert!(text.contains("query: message = \"missing\""), "{text}");
+    assert!(text.contains("captured 1 record(s)"), "{text}");
+    assert!(text.contains("the record to find in the dump") && text.contains("order.cl_ord_id=\"C-42\""), "{text}");
+}
+
+#[test]
+fn schema_violations_fail_the_schema_assertion() {
+    let capture = Capture::start();
+    info!(cl_ordid = "C-1", "typo in a field name");
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture.assert_schema_valid())).unwrap_err();
+    let text = err.downcast_ref::<String>().unwrap();
+    assert!(text.contains("did you mean `cl_ord_id`?"), "{text}");
+}
