@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use stockbot_telemetry_testing::Capture;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 #[test]
 fn parallel_tests_do_not_see_each_other() {
@@ -28,20 +28,34 @@ fn parallel_tests_do_not_see_each_other() {
 #[test]
 fn tasks_and_threads_spawned_through_the_sdk_helpers_are_captured() {
     let capture = Capture::start();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let span = info_span!("route_order", cl_ord_id = "C-7");
         async {
-            stockbot_telemetry::spawn(async { info!("in a spawned task") }).await.unwrap();
+            stockbot_telemetry::spawn(async { info!("in a spawned task") })
+                .await
+                .unwrap();
         }
         .instrument(span)
         .await;
     });
-    stockbot_telemetry::spawn_thread(|| warn!("in a spawned thread")).join().unwrap();
+    stockbot_telemetry::spawn_thread(|| warn!("in a spawned thread"))
+        .join()
+        .unwrap();
     let logs = capture.logs();
     let task = logs.message("in a spawned task").assert_one();
-    assert_eq!(task.str("order.cl_ord_id"), Some("C-7"), "the span followed the task");
-    logs.level("warn").message("in a spawned thread").assert_one();
+    assert_eq!(
+        task.str("order.cl_ord_id"),
+        Some("C-7"),
+        "the span followed the task"
+    );
+    logs.level("warn")
+        .message("in a spawned thread")
+        .assert_one();
 }
 
 #[test]
@@ -49,10 +63,12 @@ fn block_on_catches_plain_tokio_spawn() {
     let capture = Capture::start();
     capture.block_on(async {
         let handles: Vec<_> = (0..8u64)
-            .map(|i| tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                info!(seq_num = i, "plain spawn");
-            }))
+            .map(|i| {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    info!(seq_num = i, "plain spawn");
+                })
+            })
             .collect();
         for h in handles {
             h.await.unwrap();
@@ -64,13 +80,29 @@ fn block_on_catches_plain_tokio_spawn() {
 #[test]
 fn fluent_queries_and_schema_validity() {
     let capture = Capture::start();
-    info!(cl_ord_id = "C-1", symbol = "AAPL", quantity = 100, "order accepted");
-    warn!(password = "hunter2", reject_reason = "price_band", "order rejected");
+    info!(
+        cl_ord_id = "C-1",
+        symbol = "AAPL",
+        quantity = 100,
+        "order accepted"
+    );
+    warn!(
+        password = "hunter2",
+        reject_reason = "price_band",
+        "order rejected"
+    );
     let logs = capture.logs();
     logs.message_contains("order").assert_count(2);
-    let accepted = logs.message("order accepted").field("cl_ord_id", "C-1").field("order.quantity", 100).assert_one();
+    let accepted = logs
+        .message("order accepted")
+        .field("cl_ord_id", "C-1")
+        .field("order.quantity", 100)
+        .assert_one();
     assert_eq!(accepted.level(), "INFO");
-    logs.level("WARN").field("password", "[REDACTED]").has_field("reject.reason").assert_one();
+    logs.level("WARN")
+        .field("password", "[REDACTED]")
+        .has_field("reject.reason")
+        .assert_one();
     logs.lacks_field("account.id").assert_count(2);
     logs.message("nothing like this").assert_none();
     capture.assert_schema_valid();
@@ -98,14 +130,21 @@ fn a_failed_assertion_dumps_everything_captured() {
     let text = err.downcast_ref::<String>().unwrap();
     assert!(text.contains("query: message = \"missing\""), "{text}");
     assert!(text.contains("captured 1 record(s)"), "{text}");
-    assert!(text.contains("the record to find in the dump") && text.contains("order.cl_ord_id=\"C-42\""), "{text}");
+    assert!(
+        text.contains("the record to find in the dump")
+            && text.contains("order.cl_ord_id=\"C-42\""),
+        "{text}"
+    );
 }
 
 #[test]
 fn schema_violations_fail_the_schema_assertion() {
     let capture = Capture::start();
     info!(cl_ordid = "C-1", "typo in a field name");
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture.assert_schema_valid())).unwrap_err();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        capture.assert_schema_valid()
+    }))
+    .unwrap_err();
     let text = err.downcast_ref::<String>().unwrap();
     assert!(text.contains("did you mean `cl_ord_id`?"), "{text}");
 }

@@ -8,9 +8,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use stockbot_telemetry::{Config, SchemaMode, TelemetryBuilder, TelemetryGuard};
-use tracing::{info, Dispatch};
+use tracing::{Dispatch, info};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Events per timed burst; the pipeline drains (untimed) between bursts, so this measures the
@@ -31,12 +31,19 @@ fn ours(filter: &str) -> (Dispatch, TelemetryGuard) {
     c.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new("bench-key-0123456789"));
     c.pipeline.queue_capacity = 1 << 16;
     c.pipeline.audit_reserve = 0;
-    TelemetryBuilder::new(c).with_writer("sink", std::io::sink()).build_dispatch().unwrap()
+    TelemetryBuilder::new(c)
+        .with_writer("sink", std::io::sink())
+        .build_dispatch()
+        .unwrap()
 }
 
 fn fmt_json_sync(level: tracing::Level) -> Dispatch {
     let sub = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::sink))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::sink),
+        )
         .with(tracing_subscriber::filter::LevelFilter::from_level(level));
     Dispatch::new(sub)
 }
@@ -74,9 +81,11 @@ fn enabled(c: &mut Criterion) {
     {
         let (d, guard) = ours("info");
         g.bench_function(BenchmarkId::new("stockbot", "paced"), |b| {
-            b.iter_custom(|iters| paced(&d, iters, &|| {
-                guard.flush(Duration::from_secs(10));
-            }))
+            b.iter_custom(|iters| {
+                paced(&d, iters, &|| {
+                    guard.flush(Duration::from_secs(10));
+                })
+            })
         });
         let before = guard.stats();
         g.bench_function(BenchmarkId::new("stockbot", "back_to_back"), |b| {
@@ -95,7 +104,11 @@ fn enabled(c: &mut Criterion) {
     {
         let (d, guard) = fmt_json_non_blocking();
         g.bench_function(BenchmarkId::new("fmt_json_non_blocking", "paced"), |b| {
-            b.iter_custom(|iters| paced(&d, iters, &|| std::thread::sleep(Duration::from_micros(300))))
+            b.iter_custom(|iters| {
+                paced(&d, iters, &|| {
+                    std::thread::sleep(Duration::from_micros(300))
+                })
+            })
         });
         drop(d);
         drop(guard);

@@ -36,11 +36,16 @@ pub enum ErrorKind {
         source: std::io::Error,
     },
     /// A configuration file is not valid TOML for [`Config`](crate::Config).
+    ///
+    /// Only the parser's message and position are kept: `toml`'s error type carries the whole
+    /// file text, secrets included, in its `Debug` output.
     ConfigFileParse {
         /// The file.
         path: PathBuf,
-        /// The parser's error (names the key and position).
-        source: toml::de::Error,
+        /// What is wrong, naming the key.
+        message: String,
+        /// 1-based line and column, when known.
+        position: Option<(usize, usize)>,
     },
     /// A sink could not be opened (for example a log directory that is not writable).
     SinkOpen {
@@ -110,12 +115,17 @@ impl fmt::Display for Error {
             ErrorKind::ConfigFileRead { path, .. } => {
                 write!(f, "cannot read configuration file {}", path.display())
             }
-            ErrorKind::ConfigFileParse { path, source } => write!(
-                f,
-                "invalid configuration file {}: {}",
-                path.display(),
-                source.message()
-            ),
+            ErrorKind::ConfigFileParse {
+                path,
+                message,
+                position,
+            } => {
+                write!(f, "invalid configuration file {}", path.display())?;
+                if let Some((line, col)) = position {
+                    write!(f, " (line {line}, column {col})")?;
+                }
+                write!(f, ": {message}")
+            }
             ErrorKind::SinkOpen { field, target, .. } => {
                 write!(f, "cannot open log sink {field} = {target:?}")
             }
@@ -138,7 +148,6 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ErrorKind::ConfigFileRead { source, .. } => Some(source),
-            ErrorKind::ConfigFileParse { source, .. } => Some(source),
             ErrorKind::SinkOpen { source, .. } => Some(source),
             ErrorKind::SpawnWorker { source } => Some(source),
             _ => None,

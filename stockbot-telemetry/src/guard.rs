@@ -129,6 +129,10 @@ impl TelemetryGuard {
         self.pipeline.filter.max_level()
     }
 
+    pub(crate) fn mark_global(&self) {
+        self.pipeline.filter.drive_log_max_level();
+    }
+
     /// Path of the active rolling log file, when the file sink is on.
     pub fn log_file(&self) -> Option<&Path> {
         self.log_file.as_deref()

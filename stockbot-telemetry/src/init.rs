@@ -308,6 +308,7 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
             what: "a global tracing subscriber",
         })
     })?;
+    guard.mark_global();
     Ok(guard)
 }
 
@@ -324,10 +325,13 @@ fn spawn_worker(worker: Worker, cpus: &[usize], pipeline: Arc<Pipeline>) -> Resu
                 return;
             }
             let _ = tx.send(Ok(()));
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())).is_err() {
-                pipeline.acct.worker_panics.fetch_add(1, Ordering::Relaxed);
+            // Whatever the sinks or their libraries log must not come back into our own queue
+            // (feedback loop): this thread has no subscriber.
+            let _no_telemetry = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())) {
+                Ok(()) => pipeline.worker_exited(),
+                Err(_) => pipeline.worker_died(),
             }
-            pipeline.worker_exited();
         })
         .map_err(|source| ErrorKind::SpawnWorker { source })?;
     match rx.recv() {

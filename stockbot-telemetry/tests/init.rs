@@ -13,6 +13,12 @@ fn init_installs_globals_once_and_bridges_log_records() {
     let buf = Buffer::default();
     let mut c = config();
     c.log.filter = "info".into();
+    c.log.sampling.push(stockbot_telemetry::SamplingRule {
+        target: "noisy_dep".into(),
+        first: 2,
+        thereafter: 1000,
+        interval: Duration::from_secs(3600),
+    });
     let guard = TelemetryBuilder::new(c)
         .with_writer("mem", buf.clone())
         .install()
@@ -34,6 +40,10 @@ fn init_installs_globals_once_and_bridges_log_records() {
 
     guard.set_filter("debug").unwrap();
     log::debug!(target: "legacy_dep::client", "now shown");
+    // Sampling applies to `log` records by their real target and call site.
+    for _ in 0..20 {
+        log::info!(target: "noisy_dep::pool", "connection recycled");
+    }
 
     assert!(guard.flush(Duration::from_secs(10)));
     let lines = buf.user_lines();
@@ -47,9 +57,12 @@ fn init_installs_globals_once_and_bridges_log_records() {
             "from tracing",
             "from the log crate: 42",
             "from a plain thread",
-            "now shown"
+            "now shown",
+            "connection recycled",
+            "connection recycled"
         ]
     );
+    assert_eq!(guard.stats().sampled_away, 18);
     let bridged = &lines[1];
     assert_eq!(bridged["log.logger"], "legacy_dep::client");
     assert_eq!(

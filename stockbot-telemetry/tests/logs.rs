@@ -362,3 +362,81 @@ fn level_filter_changes_at_run_time() {
         .collect();
     assert_eq!(messages, vec!["shown", "shown too"]);
 }
+
+#[test]
+fn mistyped_sensitive_fields_keep_their_class() {
+    let mut c = config();
+    c.log.redaction.secret_fields.push("pin_code".into());
+    let (_, buf, _) = with_capture(c, || {
+        info!(target: "logs", account = 12_345_678u64, pin_code = 4321, password = 99, "mistyped");
+    });
+    let text = buf.text();
+    assert!(
+        !text.contains("12345678") && !text.contains("4321"),
+        "{text}"
+    );
+    let r = &buf.user_lines()[0];
+    assert!(
+        r["extra.account"].as_str().unwrap().starts_with("pseu_"),
+        "{r:?}"
+    );
+    assert_eq!(r["extra.pin_code"], "[REDACTED]");
+    assert_eq!(r["extra.password"], "[REDACTED]");
+}
+
+#[test]
+fn no_key_is_written_twice() {
+    let (_, buf, _) = with_capture(config(), || {
+        let span = info_span!("req", pool_size = 1, quantity = "lots");
+        let _e = span.enter();
+        info!(target: "logs", pool_size = 2, quantity = "many", "x");
+    });
+    let line = buf
+        .text()
+        .lines()
+        .find(|l| l.contains(r#""message":"x""#))
+        .unwrap()
+        .to_owned();
+    for key in [r#""extra.pool_size":"#, r#""extra.quantity":"#] {
+        assert_eq!(line.matches(key).count(), 1, "{line}");
+    }
+    let r: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["extra.pool_size"], 2, "the event's own value wins");
+}
+
+#[test]
+fn events_inside_an_audit_span_are_never_sampled() {
+    let mut c = config();
+    c.log.sampling.push(SamplingRule {
+        target: "logs::fills".into(),
+        first: 1,
+        thereafter: 1000,
+        interval: Duration::from_secs(3600),
+    });
+    let (_, buf, _) = with_capture(c, || {
+        let span = info_span!("fill", audit = true, cl_ord_id = "C-1");
+        let _e = span.enter();
+        for _ in 0..50 {
+            info!(target: "logs::fills", "filled");
+        }
+    });
+    assert_eq!(
+        buf.user_lines()
+            .iter()
+            .filter(|m| m["message"] == "filled")
+            .count(),
+        50
+    );
+}
+
+#[test]
+fn a_cut_value_does_not_leak_the_head_of_a_secret() {
+    let mut c = config();
+    c.log.max_field_bytes = 64;
+    let (_, buf, _) = with_capture(c, || {
+        let note = format!("{}4111 1111 1111 1111", "x ".repeat(25));
+        info!(target: "logs", note = note.as_str(), "cut");
+    });
+    let text = buf.text();
+    assert!(!text.contains("4111"), "{text}");
+}

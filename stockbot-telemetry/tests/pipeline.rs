@@ -200,3 +200,63 @@ fn worker_thread_is_named_and_can_be_pinned() {
     );
     assert!(guard.shutdown(Duration::from_secs(10)).completed);
 }
+
+/// A writer that panics on every write (a bug in a sink).
+struct Panicky;
+
+impl std::io::Write for Panicky {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        panic!("sink bug");
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_sink_is_counted_and_the_worker_keeps_going() {
+    let buf = Buffer::default();
+    let (dispatch, guard) = TelemetryBuilder::new(config())
+        .with_writer("panicky", Panicky)
+        .with_writer("mem", buf.clone())
+        .build_dispatch()
+        .unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..50u64 {
+            info!(target: "pipeline", seq_num = i, "through a panicking sink");
+        }
+    });
+    assert!(guard.flush(Duration::from_secs(10)));
+    let stats = guard.stats();
+    let panicky = stats.sink("panicky").unwrap();
+    assert_eq!(panicky.written, 0);
+    assert_eq!(
+        panicky.dropped["worker_panic"] + panicky.dropped["sink_backoff"],
+        stats.emitted
+    );
+    assert!(stats.worker_panics >= 1);
+    assert_eq!(
+        buf.user_lines()
+            .iter()
+            .filter(|m| m["message"] == "through a panicking sink")
+            .count(),
+        50
+    );
+    assert!(stats.accounted_for(), "{stats:?}");
+    let report = guard.shutdown(Duration::from_secs(10));
+    assert!(report.completed, "{report}");
+}
+
+#[test]
+fn a_bad_config_file_names_the_key_and_never_echoes_the_file() {
+    let path = std::env::temp_dir().join(format!(
+        "stockbot-telemetry-bad-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, "[log.redaction]\npseudonym_key = \"super-secret-pseudonym-key\"\n\n[pipeline]\nqueue_capacity = -5\n").unwrap();
+    let err = stockbot_telemetry::Config::from_file(&path).unwrap_err();
+    let shown = format!("{err} / {err:?}");
+    assert!(shown.contains("line 5"), "{shown}");
+    assert!(!shown.contains("super-secret-pseudonym-key"), "{shown}");
+    std::fs::remove_file(path).unwrap();
+}

@@ -32,10 +32,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     config.service.version = env!("CARGO_PKG_VERSION").into();
     config.service.deployment_mode = stockbot_telemetry::DeploymentMode::Paper;
-    config.log.sampling.push(stockbot_telemetry::SamplingRule::new("quickstart::market_data"));
+    config
+        .log
+        .sampling
+        .push(stockbot_telemetry::SamplingRule::new(
+            "quickstart::market_data",
+        ));
     let guard = stockbot_telemetry::init(config)?;
 
-    let creds = VenueCredentials { user: "desk-7", api_key: "sk_live_51HxAbCdEfGh0123456789" };
+    let creds = VenueCredentials {
+        user: "desk-7",
+        api_key: "sk_live_51HxAbCdEfGh0123456789",
+    };
     info!(venue = "XNAS", ?creds, "connected to venue");
     // A dependency that logs through the `log` crate lands in the same schema.
     log::info!(target: "legacy_gateway::session", "FIX session established");
@@ -47,11 +55,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for seq in 0..50u64 {
             debug!(target: "quickstart::market_data", seq_num = n * 50 + seq, "tick");
         }
-        info!(side = "buy", quantity = 100u64, price = 189.25, account = "ACC-0042", audit = true, event.action = "order_submitted", "order submitted");
+        info!(
+            side = "buy",
+            quantity = 100u64,
+            price = 189.25,
+            account = "ACC-0042",
+            audit = true,
+            event.action = "order_submitted",
+            "order submitted"
+        );
         match n % 5 {
-            3 => warn!(reject_reason = "price_band", audit = true, event.action = "order_rejected", "order rejected"),
-            4 => error!(error.kind = "timeout", "venue did not acknowledge within 250ms"),
-            _ => info!(fill_qty = 100u64, fill_price = 189.24, slippage_bps = -0.53, audit = true, event.action = "order_filled", "order filled"),
+            3 => warn!(
+                reject_reason = "price_band",
+                audit = true,
+                event.action = "order_rejected",
+                "order rejected"
+            ),
+            4 => error!(
+                error.kind = "timeout",
+                "venue did not acknowledge within 250ms"
+            ),
+            _ => info!(
+                fill_qty = 100u64,
+                fill_price = 189.24,
+                slippage_bps = -0.53,
+                audit = true,
+                event.action = "order_filled",
+                "order filled"
+            ),
         }
         std::thread::sleep(Duration::from_millis(20));
     }

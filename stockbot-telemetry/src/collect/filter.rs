@@ -17,12 +17,15 @@ pub(crate) fn parse_filter(directives: &str) -> Result<Targets, String> {
 #[derive(Debug, Clone)]
 pub(crate) struct SharedFilter {
     inner: Arc<RwLock<Targets>>,
+    /// Set for the process-wide pipeline: its filter also sets the `log` crate's max level.
+    drives_log: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SharedFilter {
     pub(crate) fn new(targets: Targets) -> Self {
         SharedFilter {
             inner: Arc::new(RwLock::new(targets)),
+            drives_log: Arc::default(),
         }
     }
 
@@ -49,8 +52,16 @@ impl SharedFilter {
             Ok(mut t) => *t = targets,
             Err(poisoned) => *poisoned.into_inner() = targets,
         }
-        log::set_max_level(to_log_level(level));
+        if self.drives_log.load(std::sync::atomic::Ordering::Acquire) {
+            log::set_max_level(to_log_level(level));
+        }
         tracing_core::callsite::rebuild_interest_cache();
+    }
+
+    /// Marks this filter as the process-wide one (see `drives_log`).
+    pub(crate) fn drive_log_max_level(&self) {
+        self.drives_log
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -36,9 +36,26 @@ impl TelemetryLayer {
     fn capture(&self, event: &Event<'_>, span: Option<Arc<SpanContext>>) {
         let p = &*self.pipeline;
         let meta = event.metadata();
+        // Records of the `log` crate all share tracing-log's few call sites: use the real
+        // target and location for sampling and per-call-site diagnostics.
+        let bridged = event.is_log();
+        let normalized = if bridged {
+            event.normalized_metadata()
+        } else {
+            None
+        };
+        let (target, site) = match &normalized {
+            Some(m) => (m.target(), log_site_key(m.target(), m.file(), m.line())),
+            None => (meta.target(), meta as *const Metadata<'static> as usize),
+        };
+        let span_audit = span.as_ref().is_some_and(|s| s.audit);
         let mut sampled_away = 0;
-        if p.sampler.is_active() {
-            match p.sampler.decide(meta, Instant::now()) {
+        if p.sampler.is_active() && !span_audit {
+            let declares_audit = !bridged && meta.fields().field("audit").is_some();
+            match p
+                .sampler
+                .decide(target, site, declares_audit, Instant::now())
+            {
                 Decision::Keep { sampled_away: n } => sampled_away = n,
                 Decision::Skip => {
                     p.acct
@@ -50,13 +67,11 @@ impl TelemetryLayer {
         }
         let mut rec = LogRecord::new(p.clock.stamp(), meta);
         rec.sampled_away = sampled_away;
-        let bridged = event.is_log();
-        if bridged {
-            if let Some(normalized) = event.normalized_metadata() {
-                rec.target = rec.copy_text(normalized.target(), 256);
-                rec.file = normalized.file().map(|f| rec.copy_text(f, 512));
-                rec.line = normalized.line();
-            }
+        rec.callsite = site;
+        if let Some(normalized) = &normalized {
+            rec.target = rec.copy_text(normalized.target(), 256);
+            rec.file = normalized.file().map(|f| rec.copy_text(f, 512));
+            rec.line = normalized.line();
         }
         event.record(&mut EventVisitor {
             record: &mut rec,
@@ -69,9 +84,19 @@ impl TelemetryLayer {
             }
             rec.span = Some(span);
         }
-        rec.thread = THREAD_NAME.with(Clone::clone);
+        // `try_with`: events may come from other thread-locals' destructors, after ours is gone.
+        rec.thread = THREAD_NAME.try_with(Clone::clone).ok().flatten();
         p.submit(rec);
     }
+}
+
+/// A stable key for a `log` call site (target, file, line).
+fn log_site_key(target: &str, file: Option<&str>, line: Option<u32>) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (target, file, line).hash(&mut h);
+    // Odd, so it never collides with a (word-aligned) metadata address or 0.
+    (h.finish() as usize) | 1
 }
 
 impl<S> Layer<S> for TelemetryLayer
@@ -104,7 +129,11 @@ where
             ctx: &mut sc,
             limit: self.pipeline.max_field_bytes,
         });
-        span.extensions_mut().insert(sc.shared());
+        let mut ext = span.extensions_mut();
+        // Another TelemetryLayer in the same registry may have set it already: share it.
+        if ext.get_mut::<Arc<SpanContext>>().is_none() {
+            ext.insert(sc.shared());
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -122,13 +151,11 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if self.pipeline.is_closed() {
-            self.pipeline
-                .acct
+            let p = &self.pipeline;
+            p.acct
                 .emitted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.pipeline
-                .acct
-                .dropped(crate::export::accounting::DropReason::Shutdown);
+            p.acct.dropped(p.closed_reason());
             return;
         }
         let span = ctx

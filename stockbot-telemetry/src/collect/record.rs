@@ -122,7 +122,7 @@ impl LogRecord {
         if value.len() <= limit {
             self.text.push_str(value);
         } else {
-            let cut = floor_char_boundary(value, limit);
+            let cut = cut_point(value, limit);
             self.text.push_str(&value[..cut]);
             let _ = write!(
                 self.text,
@@ -143,9 +143,13 @@ impl LogRecord {
             out: &mut self.text,
             left: limit,
             cut: false,
+            straddled: false,
         };
         let _ = write!(w, "{value:?}");
         if w.cut {
+            if w.straddled {
+                trim_partial_token(&mut self.text, start);
+            }
             self.text.push_str("…[truncated]");
             self.flags |= TRUNCATED;
         }
@@ -158,6 +162,7 @@ impl LogRecord {
             out: &mut self.text,
             left: limit,
             cut: false,
+            straddled: false,
         };
         let mut res = write!(w, "{err}");
         let mut source = err.source();
@@ -166,6 +171,9 @@ impl LogRecord {
             source = cause.source();
         }
         if w.cut {
+            if w.straddled {
+                trim_partial_token(&mut self.text, start);
+            }
             self.text.push_str("…[truncated]");
             self.flags |= TRUNCATED;
         }
@@ -173,11 +181,71 @@ impl LogRecord {
     }
 }
 
+/// Characters that can belong to a secret token (card digits, keys, JWT segments).
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=' | '~')
+}
+
+/// Longest partial token removed at a cut: secrets (card numbers, API keys, passwords) are
+/// shorter; longer runs (blobs, hex dumps) keep their head.
+const MAX_TRIMMED_TOKEN: usize = 128;
+
+/// Where to cut `s` to at most `limit` bytes: on a character boundary, and before a token
+/// that straddles the limit, so that the head of a secret (part of a card number or an API
+/// key) never survives the cut where redaction can no longer recognise it.
+pub(crate) fn cut_point(s: &str, limit: usize) -> usize {
+    let cut = floor_char_boundary(s, limit);
+    let bytes = s.as_bytes();
+    let straddles = s[cut..].chars().next().is_some_and(|c| {
+        is_token_char(c)
+            || (matches!(c, ' ' | '-')
+                && cut > 0
+                && bytes[cut - 1].is_ascii_digit()
+                && bytes.get(cut + 1).is_some_and(u8::is_ascii_digit))
+    });
+    if !straddles {
+        return cut;
+    }
+    token_start(s, cut)
+}
+
+/// Start of the token that ends at `end` (or `end` itself when that token is longer than
+/// [`MAX_TRIMMED_TOKEN`]).
+fn token_start(s: &str, end: usize) -> usize {
+    // Digit groups separated by single spaces or dashes ("4111 1111 1111 1111") count as one
+    // token, so a cut card number loses all its groups.
+    let bytes = s.as_bytes();
+    let mut start = end;
+    for (i, c) in s[..end].char_indices().rev() {
+        let joins_digits = matches!(c, ' ' | '-')
+            && i > 0
+            && bytes[i - 1].is_ascii_digit()
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if !(is_token_char(c) || joins_digits) {
+            break;
+        }
+        start = i;
+        if end - start > MAX_TRIMMED_TOKEN {
+            return end;
+        }
+    }
+    start
+}
+
+/// After a cut of formatted text at the end of `text` (starting at `start`), removes a
+/// trailing partial token (see [`cut_point`]).
+fn trim_partial_token(text: &mut String, start: usize) {
+    let keep = token_start(&text[start..], text.len() - start);
+    text.truncate(start + keep);
+}
+
 /// A `fmt::Write` that stops (with an error, which ends the formatting) after `left` bytes.
 struct Limited<'a> {
     out: &'a mut String,
     left: usize,
     cut: bool,
+    /// The cut fell inside a token (see [`cut_point`]).
+    straddled: bool,
 }
 
 impl fmt::Write for Limited<'_> {
@@ -191,6 +259,7 @@ impl fmt::Write for Limited<'_> {
             self.out.push_str(&s[..cut]);
             self.left = 0;
             self.cut = true;
+            self.straddled = s[cut..].chars().next().is_some_and(is_token_char);
             Err(fmt::Error)
         }
     }
@@ -314,8 +383,31 @@ mod tests {
                 Ok(())
             }
         }
-        let t = r.format_text(&Huge, 10);
-        assert_eq!(r.text(t), "ababababab…[truncated]");
+        let t = r.format_text(&Huge, 300);
+        assert_eq!(
+            r.text(t),
+            format!("{}…[truncated]", "ab".repeat(150)),
+            "a long run keeps its head"
+        );
+        struct Words;
+        impl fmt::Debug for Words {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("card 4111111111111111 and more")
+            }
+        }
+        let t = r.format_text(&Words, 10);
+        assert_eq!(r.text(t), "card …[truncated]", "a cut token is dropped");
+    }
+
+    #[test]
+    fn a_cut_never_leaves_the_head_of_a_token() {
+        assert_eq!(cut_point("card 4111111111111111 end", 10), 5);
+        assert_eq!(cut_point("abc def", 5), 4);
+        assert_eq!(cut_point("abc def", 3), 3);
+        assert_eq!(cut_point("4111111111111111", 8), 0);
+        let mut r = LogRecord::new(0, &META);
+        let t = r.copy_text("paid with 4111 1111 1111 1111", 17);
+        assert_eq!(r.text(t), "paid with …[truncated 19 of 29 bytes]");
     }
 
     #[test]

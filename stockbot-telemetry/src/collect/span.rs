@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing_core::field::{Field as TracingField, Visit};
 
-use super::record::floor_char_boundary;
+use super::record::{cut_point, floor_char_boundary};
 
 /// A value copied from a span's fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,9 +79,19 @@ impl Visit for SpanVisitor<'_> {
         self.ctx.set(field.name(), OwnedValue::Bool(value));
     }
     fn record_str(&mut self, field: &TracingField, value: &str) {
-        let cut = floor_char_boundary(value, self.limit);
+        let cut = cut_point(value, self.limit);
+        let text = if cut < value.len() {
+            format!(
+                "{}…[truncated {} of {} bytes]",
+                &value[..cut],
+                value.len() - cut,
+                value.len()
+            )
+        } else {
+            value.to_owned()
+        };
         self.ctx
-            .set(field.name(), OwnedValue::Str(value[..cut].into()));
+            .set(field.name(), OwnedValue::Str(text.into_boxed_str()));
     }
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
         let mut s = String::new();
@@ -89,7 +99,11 @@ impl Visit for SpanVisitor<'_> {
             out: &mut s,
             left: self.limit,
         };
-        let _ = fmt::write(&mut w, format_args!("{value:?}"));
+        if fmt::write(&mut w, format_args!("{value:?}")).is_err() {
+            let cut = cut_point(&s, s.len().saturating_sub(1));
+            s.truncate(cut);
+            s.push_str("…[truncated]");
+        }
         self.ctx
             .set(field.name(), OwnedValue::Str(s.into_boxed_str()));
     }

@@ -439,10 +439,17 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| {
+        toml::from_str(&text).map_err(|e: toml::de::Error| {
+            let position = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, col)
+            });
             ErrorKind::ConfigFileParse {
                 path: path.to_path_buf(),
-                source,
+                message: e.message().to_owned(),
+                position,
             }
             .into()
         })

@@ -74,7 +74,14 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
         }
     }
     for (i, name) in log.redaction.secret_fields.iter().enumerate() {
-        non_empty_text(&format!("log.redaction.secret_fields[{i}]"), name)?;
+        let field = format!("log.redaction.secret_fields[{i}]");
+        non_empty_text(&field, name)?;
+        if name == "message"
+            || name.starts_with("extra.")
+            || RESERVED_FIELDS.contains(&name.as_str())
+        {
+            return Err(Error::invalid(field, name, "is written by the SDK itself"));
+        }
     }
     for (i, rule) in log.sampling.iter().enumerate() {
         non_empty_text(&format!("log.sampling[{i}].target"), &rule.target)?;
@@ -86,6 +93,13 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
         parse_custom_field(field).map_err(|(what, value, reason)| {
             Error::invalid(format!("{path}.{what}"), value, reason)
         })?;
+        if field.name == "message" || field.name.starts_with("extra.") {
+            return Err(Error::invalid(
+                format!("{path}.name"),
+                &field.name,
+                "`message` and the `extra.` namespace are the SDK's",
+            ));
+        }
         if RESERVED_FIELDS.contains(&field.name.as_str())
             || conventions::lookup(&field.name).is_some()
         {

@@ -12,6 +12,8 @@ pub(crate) enum DropReason {
     QueueBytes,
     /// Emitted after shutdown began.
     Shutdown,
+    /// The worker thread died (a bug, reported on stderr); records can no longer be written.
+    WorkerDead,
     /// The sink's write failed (I/O error, full disk).
     SinkError,
     /// The sink is backing off after failures.
@@ -21,10 +23,11 @@ pub(crate) enum DropReason {
 }
 
 impl DropReason {
-    pub(crate) const PIPELINE: [DropReason; 3] = [
+    pub(crate) const PIPELINE: [DropReason; 4] = [
         DropReason::QueueFull,
         DropReason::QueueBytes,
         DropReason::Shutdown,
+        DropReason::WorkerDead,
     ];
     pub(crate) const SINK: [DropReason; 3] = [
         DropReason::SinkError,
@@ -38,6 +41,7 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::QueueBytes => "queue_bytes",
             DropReason::Shutdown => "shutdown",
+            DropReason::WorkerDead => "worker_dead",
             DropReason::SinkError => "sink_error",
             DropReason::SinkBackoff => "sink_backoff",
             DropReason::WorkerPanic => "worker_panic",
@@ -48,7 +52,8 @@ impl DropReason {
         match self {
             DropReason::QueueFull => 0,
             DropReason::QueueBytes => 1,
-            _ => 2,
+            DropReason::Shutdown => 2,
+            _ => 3,
         }
     }
 
@@ -91,7 +96,7 @@ pub(crate) struct Accounting {
     pub(crate) worker_panics: AtomicU64,
     /// Time the last batch's oldest record waited before the sinks had it, in nanoseconds.
     pub(crate) batch_latency_ns: AtomicU64,
-    dropped: [AtomicU64; 3],
+    dropped: [AtomicU64; 4],
     pub(crate) sinks: Vec<SinkCounters>,
 }
 
@@ -185,7 +190,8 @@ pub struct PipelineStats {
     pub queued: u64,
     /// Records taken by the worker and not yet written by every sink.
     pub in_flight: u64,
-    /// Records lost before reaching any sink, by reason (`queue_full`, `queue_bytes`, `shutdown`).
+    /// Records lost before reaching any sink, by reason (`queue_full`, `queue_bytes`,
+    /// `shutdown`, `worker_dead`).
     pub dropped: BTreeMap<&'static str, u64>,
     /// Per sink: written and dropped by reason (`sink_error`, `sink_backoff`, `worker_panic`).
     pub sinks: Vec<SinkStats>,

@@ -17,6 +17,8 @@ struct Control {
     flush_completed: u64,
     shutdown: bool,
     exited: bool,
+    /// The worker died from a panic (a bug): nothing more will be written.
+    dead: bool,
 }
 
 /// One signal's pipeline.
@@ -74,10 +76,6 @@ impl Pipeline {
     /// counted.
     pub(crate) fn submit(&self, rec: LogRecord) {
         self.acct.emitted.fetch_add(1, Ordering::Relaxed);
-        if self.closed.load(Ordering::Acquire) {
-            self.acct.dropped(DropReason::Shutdown);
-            return;
-        }
         let size = rec.size_bytes();
         let audit = rec.is_audit();
         if let Err((_, reason)) = self.queue.push(rec, size, audit) {
@@ -89,8 +87,18 @@ impl Pipeline {
         self.acct.snapshot(self.queue.len() as u64)
     }
 
+    /// A cheap hint for the caller's thread (the queue itself refuses records after close).
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// The reason records are refused once closed.
+    pub(crate) fn closed_reason(&self) -> DropReason {
+        if self.control().dead {
+            DropReason::WorkerDead
+        } else {
+            DropReason::Shutdown
+        }
     }
 
     /// Waits until everything submitted before the call is written (or `timeout` passes).
@@ -98,35 +106,34 @@ impl Pipeline {
         let epoch = {
             let mut c = self.control();
             if c.exited {
-                return self.queue.len() == 0;
+                return !c.dead && self.queue.len() == 0;
             }
             c.flush_requested += 1;
             c.flush_requested
         };
         self.queue.notify();
         self.wait_control(timeout, |c| c.flush_completed >= epoch || c.exited)
+            && !self.control().dead
     }
 
     /// Stops accepting records, lets the worker write what it holds, and waits for it to exit
     /// (or `timeout`). Returns whether the worker finished.
     pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
         self.closed.store(true, Ordering::Release);
+        // Refused under the queue's lock from now on, before the worker learns of the shutdown:
+        // nothing can slip in after its last drain.
+        self.queue.stop_intake(DropReason::Shutdown);
         self.control().shutdown = true;
         self.queue.notify();
         let finished = self.wait_control(timeout, |c| c.exited);
-        if finished {
-            // Records that raced past the `closed` check after the worker's last drain.
-            let mut late = Vec::new();
-            self.queue.drain_into(&mut late, usize::MAX);
-            for _ in late {
-                self.acct.dropped(DropReason::Shutdown);
-            }
-        }
-        finished
+        finished && !self.control().dead
     }
 
     fn wait_control(&self, timeout: Duration, done: impl Fn(&Control) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let mut c = self.control();
         loop {
             if done(&c) {
@@ -161,6 +168,27 @@ impl Pipeline {
 
     pub(crate) fn worker_exited(&self) {
         self.closed.store(true, Ordering::Release);
+        self.queue.stop_intake(DropReason::Shutdown);
+        self.control().exited = true;
+        self.control_cv.notify_all();
+    }
+
+    /// The worker panicked outside the per-record guards: account for everything it held or
+    /// that is still queued, refuse new records (counted as `worker_dead`), and say so once.
+    pub(crate) fn worker_died(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.control().dead = true;
+        self.acct.worker_panics.fetch_add(1, Ordering::Relaxed);
+        let in_flight = self.acct.in_flight.swap(0, Ordering::AcqRel);
+        for sink in &self.acct.sinks {
+            sink.dropped(DropReason::WorkerPanic, in_flight);
+        }
+        for _ in self.queue.close(DropReason::WorkerDead) {
+            self.acct.dropped(DropReason::WorkerDead);
+        }
+        eprintln!(
+            "stockbot-telemetry: the log worker thread panicked; further log records are counted as dropped (worker_dead)"
+        );
         self.control().exited = true;
         self.control_cv.notify_all();
     }

@@ -25,6 +25,9 @@ pub(crate) struct QueueLimits {
 struct State<T> {
     items: VecDeque<(T, usize)>,
     bytes: usize,
+    /// Set (under the lock) when the consumer stops: pushes are refused with this reason, so
+    /// nothing can be accepted after the consumer's last drain.
+    closed: Option<DropReason>,
     /// Bumped by `notify` so a wake-up is never lost between checking and waiting.
     wakeups: u64,
 }
@@ -35,18 +38,31 @@ pub(crate) struct Queue<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     limits: QueueLimits,
+    /// Non-audit items may fill the queue up to these; audit items up to the full limits.
+    normal_items: usize,
+    normal_bytes: usize,
+    /// The consumer is woken when this many items, or half the byte bound, are waiting
+    /// (always reached before anything is refused).
+    wake_items: usize,
 }
 
 impl<T> Queue<T> {
     pub(crate) fn new(limits: QueueLimits) -> Self {
+        let normal_items = limits.capacity.saturating_sub(limits.audit_reserve).max(1);
+        let reserve_share = limits.audit_reserve as f64 / limits.capacity.max(1) as f64;
+        let normal_bytes = (limits.max_bytes as f64 * (1.0 - reserve_share)) as usize;
         Queue {
             state: Mutex::new(State {
                 items: VecDeque::with_capacity(limits.capacity.min(4096)),
                 bytes: 0,
+                closed: None,
                 wakeups: 0,
             }),
             ready: Condvar::new(),
             limits,
+            normal_items,
+            normal_bytes,
+            wake_items: limits.wake_at.clamp(1, normal_items),
         }
     }
 
@@ -59,20 +75,25 @@ impl<T> Queue<T> {
     /// Adds an item, or gives it back with the reason it was refused.
     pub(crate) fn push(&self, item: T, bytes: usize, audit: bool) -> Result<(), (T, DropReason)> {
         let mut s = self.lock();
-        let limit = if audit {
-            self.limits.capacity
+        if let Some(reason) = s.closed {
+            return Err((item, reason));
+        }
+        let (item_limit, byte_limit) = if audit {
+            (self.limits.capacity, self.limits.max_bytes)
         } else {
-            self.limits.capacity - self.limits.audit_reserve
+            (self.normal_items, self.normal_bytes)
         };
-        if s.items.len() >= limit {
+        if s.items.len() >= item_limit {
             return Err((item, DropReason::QueueFull));
         }
-        if s.bytes + bytes > self.limits.max_bytes && !s.items.is_empty() {
+        if s.bytes + bytes > byte_limit && !s.items.is_empty() {
             return Err((item, DropReason::QueueBytes));
         }
+        let half = self.limits.max_bytes / 2;
+        let crossed_half = s.bytes < half && s.bytes + bytes >= half;
         s.items.push_back((item, bytes));
         s.bytes += bytes;
-        if s.items.len() == self.limits.wake_at {
+        if s.items.len() == self.wake_items || crossed_half {
             drop(s);
             self.ready.notify_one();
         }
@@ -92,6 +113,24 @@ impl<T> Queue<T> {
         n
     }
 
+    /// Refuses every later push with `reason`; returns what was still queued.
+    pub(crate) fn close(&self, reason: DropReason) -> Vec<T> {
+        let mut s = self.lock();
+        s.closed.get_or_insert(reason);
+        s.bytes = 0;
+        s.wakeups += 1;
+        let rest = s.items.drain(..).map(|(item, _)| item).collect();
+        drop(s);
+        self.ready.notify_one();
+        rest
+    }
+
+    /// Refuses every later push with `reason`, keeping what is queued for the consumer.
+    pub(crate) fn stop_intake(&self, reason: DropReason) {
+        self.lock().closed.get_or_insert(reason);
+        self.notify();
+    }
+
     /// Items waiting.
     pub(crate) fn len(&self) -> usize {
         self.lock().items.len()
@@ -107,13 +146,13 @@ impl<T> Queue<T> {
     /// `timeout` passed. Returns the current wake-up count.
     pub(crate) fn wait(&self, seen: u64, timeout: Duration) -> u64 {
         let s = self.lock();
-        if s.items.len() >= self.limits.wake_at || s.wakeups != seen {
+        if s.items.len() >= self.wake_items || s.wakeups != seen {
             return s.wakeups;
         }
         let (s, _) = self
             .ready
             .wait_timeout_while(s, timeout, |s| {
-                s.items.len() < self.limits.wake_at && s.wakeups == seen
+                s.items.len() < self.wake_items && s.wakeups == seen
             })
             .unwrap_or_else(|p| p.into_inner());
         s.wakeups
@@ -146,6 +185,42 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(q.drain_into(&mut out, 10), 4);
         assert_eq!(out, vec![1, 2, 4, 5]);
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_with_its_reason_and_hands_back_the_rest() {
+        let q = Queue::new(limits(10, 0));
+        assert!(q.push(1, 1, false).is_ok());
+        q.stop_intake(DropReason::Shutdown);
+        assert_eq!(q.push(2, 1, true).unwrap_err().1, DropReason::Shutdown);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.close(DropReason::WorkerDead), vec![1]);
+        assert_eq!(
+            q.push(3, 1, false).unwrap_err().1,
+            DropReason::Shutdown,
+            "first reason stays"
+        );
+    }
+
+    #[test]
+    fn the_consumer_is_woken_before_anything_is_refused() {
+        // Reserve larger than the batch threshold: the wake-up still happens.
+        let q = Arc::new(Queue::new(QueueLimits {
+            capacity: 10,
+            audit_reserve: 8,
+            max_bytes: 1 << 20,
+            wake_at: 5,
+        }));
+        let q2 = Arc::clone(&q);
+        let t = std::thread::spawn(move || q2.wait(0, Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(q.push(1, 1, false).is_ok());
+        assert!(q.push(2, 1, false).is_ok());
+        assert_eq!(
+            t.join().unwrap(),
+            0,
+            "woken by the item count, not by notify"
+        );
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Worker {
         let mut seen = 0;
         loop {
             let (epoch, shutdown) = self.pipeline.worker_round();
-            self.drain();
+            self.drain(!shutdown);
             self.report_drops();
             self.flush_internal();
             for slot in &mut self.sinks {
@@ -99,17 +99,25 @@ impl Worker {
         }
     }
 
-    /// Takes everything queued and writes it in batches.
-    fn drain(&mut self) {
-        loop {
+    /// Takes what is queued and writes it in batches. A bounded round takes only what was
+    /// queued when it began, so that under sustained load flushes, drop reports and clock
+    /// recalibration still happen; the final round (intake stopped) takes everything.
+    fn drain(&mut self, bounded: bool) {
+        let mut budget = if bounded {
+            self.pipeline.queue.len()
+        } else {
+            usize::MAX
+        };
+        while budget > 0 {
             self.records.clear();
             let n = self
                 .pipeline
                 .queue
-                .drain_into(&mut self.records, self.batch_max_records);
+                .drain_into(&mut self.records, self.batch_max_records.min(budget));
             if n == 0 {
                 break;
             }
+            budget -= n;
             self.pipeline.acct.in_flight.fetch_add(n as u64, Relaxed);
             let mut records = std::mem::take(&mut self.records);
             for rec in records.drain(..) {

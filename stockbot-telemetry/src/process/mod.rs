@@ -96,7 +96,10 @@ pub(crate) struct Processor {
     clock: Arc<RecordClock>,
     reported_sites: HashSet<usize>,
     hits: Vec<SecretKind>,
+    /// Keys written for the current record (canonical names and `extra.` names), so no key
+    /// appears twice.
     written: Vec<Arc<str>>,
+    written_extra: Vec<&'static str>,
     errors: String,
 }
 
@@ -142,6 +145,7 @@ impl Processor {
             reported_sites: HashSet::new(),
             hits: Vec::new(),
             written: Vec::new(),
+            written_extra: Vec::new(),
             errors: String::new(),
         }
     }
@@ -156,10 +160,15 @@ impl Processor {
         diagnostics: &mut Vec<LogRecord>,
     ) {
         self.written.clear();
+        self.written_extra.clear();
         self.errors.clear();
         let target = rec.text(rec.target);
         let strict_here = self.strict
-            && (rec.flags & INTERNAL != 0 || self.own_targets.iter().any(|t| t == "*" || target_in(target, t)));
+            && (rec.flags & INTERNAL != 0
+                || self
+                    .own_targets
+                    .iter()
+                    .any(|t| t == "*" || target_in(target, t)));
 
         out.push(b'{');
         write_key(out, "@timestamp");
@@ -257,7 +266,7 @@ impl Processor {
     fn write_field(
         &mut self,
         out: &mut Vec<u8>,
-        name: &str,
+        name: &'static str,
         v: V<'_>,
         acct: &Accounting,
         inherited: bool,
@@ -267,7 +276,7 @@ impl Processor {
             Resolved::Known(info) => (info.canonical.clone(), info.ty, info.sensitivity),
             Resolved::Reserved => {
                 self.violation(format_args!("field `{name}` is reserved for the SDK"));
-                return self.write_extra(out, name, v, acct);
+                return self.write_extra(out, name, v, heuristic(name), acct);
             }
             Resolved::Unknown => {
                 acct.unknown_fields.fetch_add(1, Relaxed);
@@ -279,7 +288,7 @@ impl Processor {
                         "unknown field `{name}` (declare it in log.fields or use a schema field)"
                     )),
                 }
-                return self.write_extra(out, name, v, acct);
+                return self.write_extra(out, name, v, heuristic(name), acct);
             }
         };
         if self.written.iter().any(|w| *w == canonical) {
@@ -296,20 +305,29 @@ impl Processor {
                 v.kind().name()
             ));
             let text = v.to_text();
-            return self.write_extra(out, name, V::Str(&text), acct);
+            // Keep the field's class: a mistyped account id is still pseudonymised, a mistyped
+            // secret still redacted.
+            return self.write_extra(out, name, V::Str(&text), sensitivity, acct);
         }
         self.written.push(Arc::clone(&canonical));
         write_key(out, &canonical);
         self.write_value(out, sensitivity, v, acct);
     }
 
-    fn write_extra(&mut self, out: &mut Vec<u8>, name: &str, v: V<'_>, acct: &Accounting) {
+    fn write_extra(
+        &mut self,
+        out: &mut Vec<u8>,
+        name: &'static str,
+        v: V<'_>,
+        sensitivity: Sensitivity,
+        acct: &Accounting,
+    ) {
+        if self.written_extra.contains(&name) {
+            // The event's own value came first; an inherited one with the same name is skipped.
+            return;
+        }
+        self.written_extra.push(name);
         write_prefixed_key(out, EXTRA_PREFIX, name);
-        let sensitivity = if conventions::is_secret_name(name) {
-            Sensitivity::Secret
-        } else {
-            Sensitivity::Public
-        };
         self.write_value(out, sensitivity, v, acct);
     }
 
@@ -352,6 +370,15 @@ impl Processor {
                 .fetch_add(self.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         write_str(out, &clean);
+    }
+}
+
+/// Class of a name that is not in the schema: secret if it looks like one.
+fn heuristic(name: &str) -> Sensitivity {
+    if conventions::is_secret_name(name) {
+        Sensitivity::Secret
+    } else {
+        Sensitivity::Public
     }
 }
 

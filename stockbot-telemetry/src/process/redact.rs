@@ -278,11 +278,9 @@ const KEYWORD: u32 = 1 << 15;
 /// `[cCkKwWzZ]`: every key keyword holds one of these (a cheap filter for keys).
 const RARE: u32 = 1 << 16;
 
-// Where a pattern may begin, as pairs of (this byte, next byte). A byte's groups as the first of
-// a pair sit at `FIRST_SHIFT`, as the second at `NEXT_SHIFT`; a position is a candidate when the
-// two share a group (and, for word patterns, the byte before is not alphanumeric).
-const FIRST_SHIFT: u32 = 17;
-const NEXT_SHIFT: u32 = 23;
+// Where a pattern may begin: a position is a candidate when its byte, the next byte and the
+// byte before share a group. `START_TABLE` holds a byte's groups as the byte at the position
+// (bits 0..6), as the next byte (bits 8..14) and as the byte before (bits 16..22).
 /// `[2-9]` then `[0-9]`: a card number.
 const G_DIGIT: u32 = 1 << 0;
 /// `[A-Z]` then `[A-Z]`: an IBAN, `AKIA`/`ASIA`/`AIza`.
@@ -295,31 +293,20 @@ const G_LOWER: u32 = 1 << 3;
 const G_SEP: u32 = 1 << 4;
 /// `-` then `-`: a PEM line.
 const G_DASH: u32 = 1 << 5;
+/// Groups whose pattern must begin at a word start (the byte before is not alphanumeric).
 const WORD_GROUPS: u32 = G_DIGIT | G_UPPER | G_BEARER | G_LOWER;
+/// Groups whose pattern may begin anywhere.
 const TRIGGER_GROUPS: u32 = G_SEP | G_DASH;
 
-static CLASS: [u32; 256] = build_class_table();
+static START_TABLE: [u32; 256] = build_start_table();
 
-const fn build_class_table() -> [u32; 256] {
+const fn build_start_table() -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut i = 0usize;
     while i < 256 {
         let c = i as u8;
-        let mut v = 0u32;
         let digit = c.is_ascii_digit();
         let upper = c.is_ascii_uppercase();
-        if digit || upper || c.is_ascii_lowercase() {
-            v |= ALNUM | B64URL | WORD | ALNUM_DASH | TOKEN | KEY;
-        }
-        if digit || upper {
-            v |= UPPER_NUM | PEM_LABEL;
-        }
-        if digit {
-            v |= DIGIT;
-        }
-        if upper {
-            v |= UPPER;
-        }
         let mut first = 0u32;
         let mut next = G_SEP;
         if matches!(c, b'2'..=b'9') {
@@ -351,7 +338,39 @@ const fn build_class_table() -> [u32; 256] {
             first |= G_DASH;
             next |= G_DASH;
         }
-        v |= first << FIRST_SHIFT | next << NEXT_SHIFT;
+        let before = if digit || upper || c.is_ascii_lowercase() {
+            TRIGGER_GROUPS
+        } else {
+            TRIGGER_GROUPS | WORD_GROUPS
+        };
+        table[i] = first | next << 8 | before << 16;
+        i += 1;
+    }
+    table
+}
+
+static CLASS: [u32; 256] = build_class_table();
+
+const fn build_class_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0usize;
+    while i < 256 {
+        let c = i as u8;
+        let mut v = 0u32;
+        let digit = c.is_ascii_digit();
+        let upper = c.is_ascii_uppercase();
+        if digit || upper || c.is_ascii_lowercase() {
+            v |= ALNUM | B64URL | WORD | ALNUM_DASH | TOKEN | KEY;
+        }
+        if digit || upper {
+            v |= UPPER_NUM | PEM_LABEL;
+        }
+        if digit {
+            v |= DIGIT;
+        }
+        if upper {
+            v |= UPPER;
+        }
         if matches!(c.to_ascii_lowercase(), b'a' | b'p' | b's' | b't') {
             v |= KEYWORD;
         }
@@ -472,25 +491,33 @@ fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'a, str> {
     let mut jwt_dead = 0usize;
     // Everything before `resume` has been replaced or consumed by a match.
     let mut resume = 0usize;
-    let mut prev = 0u32; // class of the byte before `k` (none: not alphanumeric)
-    let mut cur = class(at(b, 0)); // class of the byte at `k`
+    // START_TABLE entries of the two bytes before the one being read; before the text there
+    // is nothing (NUL: begins nothing, is not alphanumeric).
+    let mut prev = START_TABLE[0];
+    let mut cur = START_TABLE[0];
     let mut block = 0usize;
-    while block < n {
-        let block_end = n.min(block + BLOCK);
+    while let Some(seg) = b
+        .get(block..n.min(block + BLOCK))
+        .filter(|seg| !seg.is_empty())
+    {
         // One bit per position where a pattern may begin, computed without branches: the byte
         // and the next one share a group, and a word pattern's byte is not preceded by an
-        // alphanumeric one.
+        // alphanumeric one. Reading byte `block + j` decides position `block + j - 1`. (The
+        // last byte of the text begins nothing: every pattern is at least two bytes long.)
         let mut candidates = 0u64;
-        for k in block..block_end {
-            let next = class(b.get(k + 1).copied().unwrap_or(0));
-            let allowed = TRIGGER_GROUPS | (WORD_GROUPS & (prev & ALNUM).wrapping_sub(1));
-            let pair = (cur >> FIRST_SHIFT) & (next >> NEXT_SHIFT) & allowed;
-            candidates |= u64::from(pair != 0) << (k - block);
+        for (j, &c) in seg.iter().enumerate() {
+            let next = START_TABLE[usize::from(c)];
+            // Only bits 0..6 survive: `prev >> 16` has no others.
+            let groups = cur & (next >> 8) & (prev >> 16);
+            candidates |= u64::from(groups != 0) << j;
             prev = cur;
             cur = next;
         }
+        let base = block;
+        block += seg.len();
         while candidates != 0 {
-            let k = block + candidates.trailing_zeros() as usize;
+            // Bit 0 of the first block stands for "before the text" and is never set.
+            let k = (base + candidates.trailing_zeros() as usize).saturating_sub(1);
             candidates &= candidates - 1;
             if let Some(p) = pending.filter(|p| k >= p.start) {
                 w.replace(p, hits);
@@ -517,7 +544,6 @@ fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'a, str> {
                 }
             }
         }
-        block = block_end;
     }
     if let Some(p) = pending {
         w.replace(p, hits);

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tracing_core::Metadata;
-
 use crate::config::SamplingRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,19 +42,25 @@ impl Sampler {
         !self.rules.is_empty()
     }
 
-    /// Decides for one event. Call sites that declare an `audit` field are never sampled.
-    pub(crate) fn decide(&self, meta: &'static Metadata<'static>, now: Instant) -> Decision {
-        if meta.fields().field("audit").is_some() {
+    /// Decides for one event of call site `key` (its metadata address, or a hash of a `log`
+    /// record's location). Call sites that declare an `audit` field are never sampled.
+    pub(crate) fn decide(
+        &self,
+        target: &str,
+        key: usize,
+        declares_audit: bool,
+        now: Instant,
+    ) -> Decision {
+        if declares_audit {
             return Decision::Keep { sampled_away: 0 };
         }
-        let key = meta as *const Metadata<'static> as usize;
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         let site = sites.entry(key).or_insert_with(|| Site {
             rule: self
                 .rules
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| super::target_in(meta.target(), &r.target))
+                .filter(|(_, r)| super::target_in(target, &r.target))
                 .max_by_key(|(_, r)| r.target.len())
                 .map(|(i, _)| i),
             window_start: now,
@@ -87,26 +91,8 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_core::{Level, callsite::DefaultCallsite, metadata::Kind};
 
-    static CS: DefaultCallsite = DefaultCallsite::new(&META);
-    static META: Metadata<'static> = tracing_core::metadata!(
-        name: "tick",
-        target: "market_data::feed",
-        level: Level::DEBUG,
-        fields: &["message"],
-        callsite: &CS,
-        kind: Kind::EVENT,
-    );
-    static ACS: DefaultCallsite = DefaultCallsite::new(&AUDIT_META);
-    static AUDIT_META: Metadata<'static> = tracing_core::metadata!(
-        name: "fill",
-        target: "market_data::feed",
-        level: Level::INFO,
-        fields: &["message", "audit"],
-        callsite: &ACS,
-        kind: Kind::EVENT,
-    );
+    const FEED: &str = "market_data::feed";
 
     #[test]
     fn first_n_then_one_in_m_with_skipped_counts() {
@@ -118,12 +104,11 @@ mod tests {
         };
         let sampler = Sampler::new(vec![rule]);
         let now = Instant::now();
-        let decisions: Vec<_> = (0..33).map(|_| sampler.decide(&META, now)).collect();
-        let kept: Vec<_> = decisions
-            .iter()
+        let kept: Vec<_> = (0..33)
+            .map(|_| sampler.decide(FEED, 1, false, now))
             .enumerate()
             .filter_map(|(i, d)| match d {
-                Decision::Keep { sampled_away } => Some((i, *sampled_away)),
+                Decision::Keep { sampled_away } => Some((i, sampled_away)),
                 Decision::Skip => None,
             })
             .collect();
@@ -131,14 +116,20 @@ mod tests {
             kept,
             vec![(0, 0), (1, 0), (2, 0), (12, 9), (22, 9), (32, 9)]
         );
+        // Each call site counts for itself.
+        assert_eq!(
+            sampler.decide(FEED, 2, false, now),
+            Decision::Keep { sampled_away: 0 }
+        );
         // A new window starts over.
         let later = now + Duration::from_secs(3600);
         assert_eq!(
-            sampler.decide(&META, later),
+            sampler.decide(FEED, 1, false, later),
             Decision::Keep { sampled_away: 0 }
         );
-        // Audit call sites are never sampled.
-        assert!((0..100).all(|_| sampler.decide(&AUDIT_META, now) != Decision::Skip));
+        // Call sites with an audit field are never sampled; other targets are not sampled.
+        assert!((0..100).all(|_| sampler.decide(FEED, 3, true, now) != Decision::Skip));
+        assert!((0..100).all(|_| sampler.decide("risk", 4, false, now) != Decision::Skip));
     }
 
     #[test]

@@ -16,18 +16,32 @@ pub(crate) trait Sink: Send {
 /// Any `Write`: stdout, a pipe, an in-memory buffer.
 pub(crate) struct WriterSink {
     writer: Box<dyn Write + Send>,
+    /// A write failed part-way: the next batch starts with a newline so a half-written line
+    /// never merges with the next record.
+    torn: bool,
 }
 
 impl WriterSink {
     pub(crate) fn new(writer: Box<dyn Write + Send>) -> Self {
-        WriterSink { writer }
+        WriterSink {
+            writer,
+            torn: false,
+        }
     }
 }
 
 impl Sink for WriterSink {
     fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.writer.write_all(bytes)?;
-        self.writer.flush()
+        if self.torn {
+            self.writer.write_all(b"\n")?;
+            self.torn = false;
+        }
+        let result = self
+            .writer
+            .write_all(bytes)
+            .and_then(|()| self.writer.flush());
+        self.torn = result.is_err();
+        result
     }
     fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
