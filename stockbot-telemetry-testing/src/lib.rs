@@ -110,6 +110,7 @@ pub fn test_config() -> Config {
     config.log.stdout = false;
     config.log.file.enabled = false;
     config.log.filter = "trace".into();
+    config.metrics.listen = String::new();
     config.log.schema = SchemaMode::Strict;
     config.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new(
         "stockbot-telemetry-testing-key",
@@ -324,36 +325,37 @@ pub fn schema_problems(line: &LogLine) -> Vec<String> {
     if line.raw.trim_start().split_once(':').map(|(k, _)| k.trim()) != Some("{\"@timestamp\"") {
         problems.push("`@timestamp` is not the first field".into());
     }
-    if let Some(ts) = line.str("@timestamp") {
-        if !is_rfc3339_micros(ts) {
-            problems.push(format!(
-                "`@timestamp` {ts:?} is not UTC RFC 3339 with microseconds"
-            ));
-        }
+    if let Some(ts) = line.str("@timestamp")
+        && !is_rfc3339_micros(ts)
+    {
+        problems.push(format!(
+            "`@timestamp` {ts:?} is not UTC RFC 3339 with microseconds"
+        ));
     }
-    if let Some(level) = line.str("log.level") {
-        if !["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level) {
-            problems.push(format!("`log.level` {level:?} is not a level"));
-        }
+    if let Some(level) = line.str("log.level")
+        && !["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level)
+    {
+        problems.push(format!("`log.level` {level:?} is not a level"));
     }
-    if let Some(mode) = line.str("deployment.mode") {
-        if !["live", "paper", "backtest"].contains(&mode) {
-            problems.push(format!(
-                "`deployment.mode` {mode:?} is not live, paper or backtest"
-            ));
-        }
+    if let Some(mode) = line.str("deployment.mode")
+        && !["live", "paper", "backtest"].contains(&mode)
+    {
+        problems.push(format!(
+            "`deployment.mode` {mode:?} is not live, paper or backtest"
+        ));
     }
     if let Some(errors) = line.str("schema.errors") {
         problems.push(format!("schema.errors: {errors}"));
     }
     for (key, value) in &line.json {
-        if let Some(def) = conventions::lookup(key) {
-            if def.name == key && !type_matches(def.ty, value) {
-                problems.push(format!(
-                    "`{key}` should be {} but is {value}",
-                    def.ty.name()
-                ));
-            }
+        if let Some(def) = conventions::lookup(key)
+            && def.name == key
+            && !type_matches(def.ty, value)
+        {
+            problems.push(format!(
+                "`{key}` should be {} but is {value}",
+                def.ty.name()
+            ));
         }
     }
     problems

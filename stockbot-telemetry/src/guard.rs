@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::collect::filter::parse_filter;
+use crate::collect::metrics::MetricsRecorder;
 use crate::error::Error;
 use crate::export::accounting::PipelineStats;
 use crate::export::pipeline::Pipeline;
+use crate::export::scrape::{RenderFn, ScrapeServer};
 
 /// Keeps the telemetry pipeline running; shut it down explicitly at the end of `main`.
 ///
@@ -21,7 +23,31 @@ pub struct TelemetryGuard {
     pipeline: Arc<Pipeline>,
     drop_timeout: Duration,
     log_file: Option<PathBuf>,
+    metrics: Option<MetricsParts>,
     shut_down: bool,
+}
+
+/// The running metrics side: recorder, renderer, scrape endpoint.
+pub(crate) struct MetricsParts {
+    pub(crate) recorder: MetricsRecorder,
+    pub(crate) render: RenderFn,
+    pub(crate) server: Option<ScrapeServer>,
+}
+
+impl std::fmt::Debug for MetricsParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsParts")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsParts {
+    fn stop(&mut self) {
+        if let Some(server) = &mut self.server {
+            server.stop();
+        }
+    }
 }
 
 /// What [`TelemetryGuard::shutdown`] achieved.
@@ -90,13 +116,35 @@ impl TelemetryGuard {
         pipeline: Arc<Pipeline>,
         drop_timeout: Duration,
         log_file: Option<PathBuf>,
+        metrics: Option<MetricsParts>,
     ) -> Self {
         TelemetryGuard {
             pipeline,
             drop_timeout,
             log_file,
+            metrics,
             shut_down: false,
         }
+    }
+
+    /// The metrics recorder (when `metrics.enabled`), for scoped use with
+    /// `metrics::with_local_recorder` — the global one is installed by [`init`](crate::init).
+    pub fn metrics_recorder(&self) -> Option<MetricsRecorder> {
+        self.metrics.as_ref().map(|m| m.recorder.clone())
+    }
+
+    /// The address the scrape endpoint listens on (`GET /metrics`), when it runs.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_ref()?
+            .server
+            .as_ref()
+            .map(ScrapeServer::addr)
+    }
+
+    /// The exposition as the scrape endpoint would serve it now (Prometheus text 0.0.4).
+    pub fn render_metrics(&self) -> Option<String> {
+        self.metrics.as_ref().map(|m| (m.render)())
     }
 
     /// Waits until every record emitted before this call is written, or `timeout` passes.
@@ -144,6 +192,9 @@ impl TelemetryGuard {
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         self.shut_down = true;
         let start = Instant::now();
+        if let Some(m) = &mut self.metrics {
+            m.stop();
+        }
         let completed = self.pipeline.shutdown(timeout);
         ShutdownReport {
             completed,
@@ -156,6 +207,9 @@ impl TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if !self.shut_down {
+            if let Some(m) = &mut self.metrics {
+                m.stop();
+            }
             self.pipeline.shutdown(self.drop_timeout);
         }
     }

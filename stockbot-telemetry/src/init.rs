@@ -10,17 +10,20 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use crate::collect::TelemetryLayer;
 use crate::collect::clock::{RecordClock, SimClock};
 use crate::collect::filter::{SharedFilter, parse_filter, to_log_level};
+use crate::collect::metrics::{MetricsRecorder, MetricsRegistry, RegistrySettings};
 use crate::collect::record::LogRecord;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::export::accounting::Accounting;
 use crate::export::batch::BatchLimits;
+use crate::export::exposition::{self, Extra};
 use crate::export::pipeline::Pipeline;
 use crate::export::queue::{Queue, QueueLimits};
+use crate::export::scrape::{RenderFn, ScrapeServer};
 use crate::export::sink::WriterSink;
 use crate::export::sink::file::{RollingFile, RollingFileSettings};
 use crate::export::worker::{SinkSlot, Worker};
-use crate::guard::TelemetryGuard;
+use crate::guard::{MetricsParts, TelemetryGuard};
 use crate::process::Processor;
 use crate::process::sample::Sampler;
 
@@ -221,10 +224,22 @@ impl TelemetryBuilder {
         );
         spawn_worker(worker, &p.worker_cpus, Arc::clone(&pipeline))?;
 
+        let metrics = match build_metrics(&config, &host_name, &pipeline) {
+            Ok(m) => m,
+            Err(e) => {
+                pipeline.shutdown(std::time::Duration::from_secs(1));
+                return Err(e);
+            }
+        };
+        let metrics_url = metrics
+            .as_ref()
+            .and_then(|m| m.server.as_ref())
+            .map(|s| format!("http://{}/metrics", s.addr()));
         let guard = TelemetryGuard::new(
             Arc::clone(&pipeline),
             p.drop_flush_timeout,
             log_file.clone(),
+            metrics,
         );
         let sink_list = pipeline
             .acct
@@ -245,6 +260,14 @@ impl TelemetryBuilder {
                 env!("CARGO_PKG_VERSION")
             ),
         ));
+        if let Some(url) = metrics_url {
+            pipeline.submit(LogRecord::internal(
+                clock.stamp(),
+                Level::INFO,
+                "stockbot_telemetry",
+                format!("metrics served on {url}"),
+            ));
+        }
         if random_key {
             pipeline.submit(LogRecord::internal(
                 clock.stamp(),
@@ -294,6 +317,13 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
         .into());
     }
     let (dispatch, guard) = builder.build_dispatch()?;
+    if let Some(recorder) = guard.metrics_recorder() {
+        metrics::set_global_recorder(recorder).map_err(|_| {
+            Error::from(ErrorKind::AlreadyInitialized {
+                what: "a global metrics recorder",
+            })
+        })?;
+    }
     let max = guard.max_level();
     tracing_log::LogTracer::builder()
         .with_max_level(to_log_level(max))
@@ -310,6 +340,105 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
     })?;
     guard.mark_global();
     Ok(guard)
+}
+
+/// The metrics side: registry with the trading catalogue's help and buckets, the renderer, and
+/// the scrape endpoint (bound now, so a port in use is an init error).
+fn build_metrics(
+    config: &Config,
+    host_name: &str,
+    pipeline: &Arc<Pipeline>,
+) -> Result<Option<MetricsParts>, Error> {
+    let m = &config.metrics;
+    if !m.enabled {
+        return Ok(None);
+    }
+    let mut buckets: std::collections::HashMap<String, Vec<f64>> = crate::trading::CATALOGUE
+        .iter()
+        .filter(|d| !d.buckets.is_empty())
+        .map(|d| (d.name.to_owned(), d.buckets.to_vec()))
+        .collect();
+    buckets.extend(m.buckets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let registry = Arc::new(MetricsRegistry::new(RegistrySettings {
+        namespace: m.namespace.clone(),
+        max_series_per_metric: m.max_series_per_metric,
+        idle_timeout: (!m.idle_timeout.is_zero()).then_some(m.idle_timeout),
+        default_buckets: m.default_buckets.clone(),
+        buckets,
+    }));
+    for def in crate::trading::CATALOGUE {
+        let unit = match def.unit {
+            "seconds" => Some(metrics::Unit::Seconds),
+            _ => None,
+        };
+        registry.describe(def.name, unit, def.help);
+    }
+    let s = &config.service;
+    let global_labels = crate::collect::metrics::render_labels(
+        [
+            ("service", s.name.as_str()),
+            ("environment", s.environment.as_str()),
+            ("deployment_mode", s.deployment_mode.as_str()),
+        ]
+        .into_iter(),
+    );
+    let mut info: Vec<(String, String)> = vec![
+        ("service_name".into(), s.name.clone()),
+        ("service_version".into(), s.version.clone()),
+        ("deployment_environment".into(), s.environment.clone()),
+        ("deployment_mode".into(), s.deployment_mode.as_str().into()),
+        ("host_name".into(), host_name.to_owned()),
+    ];
+    for (k, v) in &s.resource_attributes {
+        let key: String = k
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        if !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && !key.starts_with("__")
+        {
+            info.push((key, v.clone()));
+        }
+    }
+    let target_info =
+        crate::collect::metrics::render_labels(info.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let render: RenderFn = {
+        let (registry, pipeline) = (Arc::clone(&registry), Arc::clone(pipeline));
+        Arc::new(move || {
+            registry.expire_idle(std::time::Instant::now());
+            exposition::render(
+                &registry,
+                &Extra {
+                    global_labels: global_labels.clone(),
+                    target_info: Some(target_info.clone()),
+                    logs: Some(pipeline.stats()),
+                },
+            )
+        })
+    };
+    let server = match m.listen.trim() {
+        "" => None,
+        addr => {
+            let addr: std::net::SocketAddr = addr
+                .parse()
+                .map_err(|e| Error::invalid("metrics.listen", addr, format!("{e}")))?;
+            Some(
+                ScrapeServer::start(addr, Arc::clone(&render)).map_err(|source| {
+                    ErrorKind::SinkOpen {
+                        field: "metrics.listen".into(),
+                        target: addr.to_string(),
+                        source,
+                    }
+                })?,
+            )
+        }
+    };
+    Ok(Some(MetricsParts {
+        recorder: MetricsRecorder { registry },
+        render,
+        server,
+    }))
 }
 
 fn spawn_worker(worker: Worker, cpus: &[usize], pipeline: Arc<Pipeline>) -> Result<(), Error> {

@@ -105,12 +105,14 @@ mod export;
 mod guard;
 mod init;
 mod process;
+pub mod trading;
 
 pub use collect::TelemetryLayer;
 pub use collect::clock::SimClock;
+pub use collect::metrics::MetricsRecorder;
 pub use config::{
-    Config, CustomField, DeploymentMode, FileConfig, LogConfig, PipelineConfig, RedactionConfig,
-    SamplingRule, SchemaMode, Secret, ServiceConfig,
+    Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, PipelineConfig,
+    RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, SystemMetricsConfig,
 };
 pub use context::{spawn, spawn_thread};
 pub use error::{Error, ErrorKind};

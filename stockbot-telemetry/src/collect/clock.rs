@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Simulated time for backtests.
 ///
-/// When a `SimClock` is given to [`Telemetry::builder`](crate::Telemetry::builder), every record
+/// When a `SimClock` is given to [`TelemetryBuilder::with_sim_clock`](crate::TelemetryBuilder::with_sim_clock), every record
 /// gets the simulated time as `@timestamp` and the real wall-clock time as `event.ingested`.
 /// The backtest advances it as it replays history.
 ///

@@ -4,6 +4,7 @@
 pub(crate) mod clock;
 pub(crate) mod filter;
 mod layer;
+pub(crate) mod metrics;
 pub(crate) mod record;
 pub(crate) mod span;
 

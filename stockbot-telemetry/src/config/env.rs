@@ -60,6 +60,11 @@ fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
         }
         "STOCKBOT_QUEUE_CAPACITY" => config.pipeline.queue_capacity = parse(key, value)?,
         "STOCKBOT_FLUSH_INTERVAL" => config.pipeline.flush_interval = parse_duration(key, value)?,
+        "STOCKBOT_METRICS" => config.metrics.enabled = parse_bool(key, value)?,
+        "STOCKBOT_METRICS_LISTEN" => config.metrics.listen = value.trim().to_owned(),
+        "STOCKBOT_METRICS_NAMESPACE" => config.metrics.namespace = value.trim().to_owned(),
+        "STOCKBOT_METRICS_MAX_SERIES" => config.metrics.max_series_per_metric = parse(key, value)?,
+        "STOCKBOT_SYSTEM_METRICS" => config.metrics.system.enabled = parse_bool(key, value)?,
         "STOCKBOT_WORKER_CPUS" => {
             config.pipeline.worker_cpus = value
                 .split(',')

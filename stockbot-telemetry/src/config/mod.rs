@@ -47,6 +47,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The shared queue, batching and worker settings.
     pub pipeline: PipelineConfig,
+    /// Metrics: recorder, naming and cardinality rules, scrape endpoint, system metrics.
+    pub metrics: MetricsConfig,
 }
 
 /// Identity of the emitting service; becomes the `service.*`, `host.name` and
@@ -408,6 +410,72 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Metrics settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Install the metrics recorder at all. Default on.
+    pub enabled: bool,
+    /// Every metric name must start with `<namespace>_`. Default `stockbot`.
+    pub namespace: String,
+    /// Address of the Prometheus scrape endpoint (`GET /metrics`). Default `127.0.0.1:9464`
+    /// (loopback only: expose it deliberately, e.g. `0.0.0.0:9464`); port 0 picks a free port;
+    /// empty disables the endpoint. A port already in use is an init error.
+    pub listen: String,
+    /// Most label sets per metric; further new label sets go to one overflow series labelled
+    /// `otel_metric_overflow="true"`. Default 1000.
+    pub max_series_per_metric: usize,
+    /// Counter and histogram series not written for this long (and not held by a
+    /// pre-registered handle) are removed. `0s` keeps them forever. Default 10 minutes.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Histogram buckets (upper bounds, seconds for `_seconds` metrics) for metrics not listed
+    /// in `buckets`.
+    pub default_buckets: Vec<f64>,
+    /// Buckets per metric name.
+    pub buckets: BTreeMap<String, Vec<f64>>,
+    /// Host and process metrics collected by a background thread.
+    pub system: SystemMetricsConfig,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            namespace: "stockbot".into(),
+            listen: "127.0.0.1:9464".into(),
+            max_series_per_metric: 1000,
+            idle_timeout: Duration::from_secs(600),
+            default_buckets: vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+            buckets: BTreeMap::new(),
+            system: SystemMetricsConfig::default(),
+        }
+    }
+}
+
+/// Host and process metrics (CPU, memory, disk, network, file descriptors, threads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SystemMetricsConfig {
+    /// Collect them. Default on.
+    pub enabled: bool,
+    /// Collection interval. Default 15 s.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for SystemMetricsConfig {
+    fn default() -> Self {
+        SystemMetricsConfig {
+            enabled: true,
+            interval: Duration::from_secs(15),
+        }
+    }
+}
+
 impl Config {
     /// A default configuration for the named service.
     pub fn for_service(name: impl Into<String>) -> Self {
@@ -491,6 +559,11 @@ impl Config {
     /// | `STOCKBOT_QUEUE_CAPACITY` | `pipeline.queue_capacity` |
     /// | `STOCKBOT_FLUSH_INTERVAL` | `pipeline.flush_interval` (e.g. `250ms`) |
     /// | `STOCKBOT_WORKER_CPUS` | `pipeline.worker_cpus` (e.g. `0,1`) |
+    /// | `STOCKBOT_METRICS` | `metrics.enabled` |
+    /// | `STOCKBOT_METRICS_LISTEN` | `metrics.listen` (e.g. `127.0.0.1:0`, empty to disable) |
+    /// | `STOCKBOT_METRICS_NAMESPACE` | `metrics.namespace` |
+    /// | `STOCKBOT_METRICS_MAX_SERIES` | `metrics.max_series_per_metric` |
+    /// | `STOCKBOT_SYSTEM_METRICS` | `metrics.system.enabled` |
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfig`] naming the variable and its value.

@@ -63,15 +63,15 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             ));
         }
     }
-    if let Some(key) = &log.redaction.pseudonym_key {
-        if key.expose().len() < 16 {
-            // Never echo the key itself.
-            return Err(Error::invalid(
-                "log.redaction.pseudonym_key",
-                "<redacted>",
-                "must be at least 16 bytes",
-            ));
-        }
+    if let Some(key) = &log.redaction.pseudonym_key
+        && key.expose().len() < 16
+    {
+        // Never echo the key itself.
+        return Err(Error::invalid(
+            "log.redaction.pseudonym_key",
+            "<redacted>",
+            "must be at least 16 bytes",
+        ));
     }
     for (i, name) in log.redaction.secret_fields.iter().enumerate() {
         let field = format!("log.redaction.secret_fields[{i}]");
@@ -110,6 +110,8 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             ));
         }
     }
+
+    validate_metrics(&config.metrics)?;
 
     let p = &config.pipeline;
     if p.queue_capacity == 0 || p.queue_capacity > 16 * 1024 * 1024 {
@@ -166,6 +168,74 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
                 format!("this machine has cores 0..{}", cores - 1),
             ));
         }
+    }
+    Ok(())
+}
+
+fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
+    if !m.enabled {
+        return Ok(());
+    }
+    let ns_ok = !m.namespace.is_empty()
+        && m.namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !m.namespace.starts_with(|c: char| c.is_ascii_digit())
+        && !m.namespace.starts_with("__");
+    if !ns_ok {
+        return Err(Error::invalid(
+            "metrics.namespace",
+            &m.namespace,
+            "must be a Prometheus name: letters, digits and '_', not starting with a digit or '__'",
+        ));
+    }
+    if !m.listen.trim().is_empty() {
+        m.listen
+            .trim()
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| {
+                Error::invalid(
+                    "metrics.listen",
+                    &m.listen,
+                    format!("{e} (write ip:port, e.g. 127.0.0.1:9464)"),
+                )
+            })?;
+    }
+    if m.max_series_per_metric == 0 {
+        return Err(Error::invalid(
+            "metrics.max_series_per_metric",
+            0,
+            "must be at least 1",
+        ));
+    }
+    check_buckets("metrics.default_buckets", &m.default_buckets)?;
+    for (name, bounds) in &m.buckets {
+        check_buckets(&format!("metrics.buckets.{name}"), bounds)?;
+    }
+    if m.system.enabled {
+        positive_duration("metrics.system.interval", m.system.interval)?;
+    }
+    Ok(())
+}
+
+fn check_buckets(field: &str, bounds: &[f64]) -> Result<(), Error> {
+    let shown = format!("{bounds:?}");
+    if bounds.is_empty() {
+        return Err(Error::invalid(field, shown, "needs at least one bucket"));
+    }
+    if bounds.iter().any(|b| !b.is_finite()) {
+        return Err(Error::invalid(
+            field,
+            shown,
+            "bounds must be finite (+Inf is implicit)",
+        ));
+    }
+    if bounds.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::invalid(
+            field,
+            shown,
+            "bounds must be strictly increasing",
+        ));
     }
     Ok(())
 }

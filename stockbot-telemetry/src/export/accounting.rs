@@ -170,6 +170,7 @@ impl Accounting {
             last_batch_latency: std::time::Duration::from_nanos(
                 self.batch_latency_ns.load(Relaxed),
             ),
+            worker_alive: true,
         }
     }
 }
@@ -208,6 +209,8 @@ pub struct PipelineStats {
     /// How long the oldest record of the last batch waited between capture on the worker's
     /// side of the queue and the sinks' write (the export latency).
     pub last_batch_latency: std::time::Duration,
+    /// Whether the worker thread runs (false after shutdown, or if it died).
+    pub worker_alive: bool,
 }
 
 /// Counters of one sink.

@@ -4,8 +4,10 @@
 pub(crate) mod accounting;
 pub(crate) mod batch;
 pub(crate) mod encode;
+pub(crate) mod exposition;
 pub(crate) mod pipeline;
 pub(crate) mod queue;
 pub(crate) mod retry;
+pub(crate) mod scrape;
 pub(crate) mod sink;
 pub(crate) mod worker;

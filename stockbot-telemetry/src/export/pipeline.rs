@@ -84,7 +84,9 @@ impl Pipeline {
     }
 
     pub(crate) fn stats(&self) -> PipelineStats {
-        self.acct.snapshot(self.queue.len() as u64)
+        let mut stats = self.acct.snapshot(self.queue.len() as u64);
+        stats.worker_alive = !self.control().exited;
+        stats
     }
 
     /// A cheap hint for the caller's thread (the queue itself refuses records after close).

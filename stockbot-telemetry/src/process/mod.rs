@@ -291,7 +291,7 @@ impl Processor {
                 return self.write_extra(out, name, v, heuristic(name), acct);
             }
         };
-        if self.written.iter().any(|w| *w == canonical) {
+        if self.written.contains(&canonical) {
             if !inherited {
                 self.violation(format_args!("field `{canonical}` given twice"));
             }

@@ -75,8 +75,8 @@ impl Sampler {
             site.seen = 0;
         }
         site.seen += 1;
-        let keep =
-            site.seen <= rule.first || (site.seen - rule.first) % rule.thereafter.max(1) == 0;
+        let keep = site.seen <= rule.first
+            || (site.seen - rule.first).is_multiple_of(rule.thereafter.max(1));
         if keep {
             Decision::Keep {
                 sampled_away: std::mem::take(&mut site.skipped),

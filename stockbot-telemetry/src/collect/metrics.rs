@@ -1,0 +1,811 @@
+//! The metrics recorder: every metric recorded through the `metrics` facade lands here, is
+//! checked against the naming rules and the cardinality guard once (at registration), and gets
+//! a lock-free handle. Rendering reads the same cells.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata,
+    Recorder, SharedString, Unit,
+};
+use stockbot_telemetry_conventions::{self as conventions, Cardinality, MetricKind};
+
+/// Label that marks the series receiving samples past a metric's cap.
+pub(crate) const OVERFLOW_LABEL: &str = "otel_metric_overflow";
+/// Labels the SDK adds to every series; a metric may not set them itself.
+pub(crate) const GLOBAL_LABELS: [&str; 3] = ["service", "environment", "deployment_mode"];
+const SHARDS: usize = 16;
+/// Most rejected names remembered (for one error record each); past it, only counted.
+const MAX_REMEMBERED_REJECTIONS: usize = 1024;
+
+/// `Key` hashes itself with one `write_u64` of its precomputed hash: pass it through.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<PassThrough>>;
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub(crate) struct CounterCell {
+    pub(crate) value: AtomicU64,
+}
+
+impl CounterFn for CounterCell {
+    fn increment(&self, value: u64) {
+        self.value.fetch_add(value, Relaxed);
+    }
+    fn absolute(&self, value: u64) {
+        self.value.fetch_max(value, Relaxed);
+    }
+}
+
+/// A value that goes up and down (f64 bits).
+#[derive(Debug, Default)]
+pub(crate) struct GaugeCell {
+    pub(crate) bits: AtomicU64,
+}
+
+impl GaugeCell {
+    pub(crate) fn get(&self) -> f64 {
+        f64::from_bits(self.bits.load(Relaxed))
+    }
+    fn add(&self, delta: f64) {
+        let _ = self.bits.fetch_update(Relaxed, Relaxed, |b| {
+            Some((f64::from_bits(b) + delta).to_bits())
+        });
+    }
+}
+
+impl GaugeFn for GaugeCell {
+    fn increment(&self, value: f64) {
+        self.add(value);
+    }
+    fn decrement(&self, value: f64) {
+        self.add(-value);
+    }
+    fn set(&self, value: f64) {
+        self.bits.store(value.to_bits(), Relaxed);
+    }
+}
+
+/// A fixed-bucket histogram: recording is a binary search and three atomic adds.
+#[derive(Debug)]
+pub(crate) struct HistogramCell {
+    pub(crate) bounds: Arc<[f64]>,
+    /// Non-cumulative counts; the last one is the `+Inf` bucket.
+    pub(crate) buckets: Box<[AtomicU64]>,
+    pub(crate) count: AtomicU64,
+    sum_bits: AtomicU64,
+    invalid: Arc<AtomicU64>,
+}
+
+impl HistogramCell {
+    fn new(bounds: Arc<[f64]>, invalid: Arc<AtomicU64>) -> Self {
+        let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        HistogramCell {
+            bounds,
+            buckets,
+            count: AtomicU64::new(0),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+            invalid,
+        }
+    }
+
+    pub(crate) fn sum(&self) -> f64 {
+        f64::from_bits(self.sum_bits.load(Relaxed))
+    }
+}
+
+impl HistogramFn for HistogramCell {
+    fn record(&self, value: f64) {
+        if value.is_nan() {
+            // NaN has no bucket; counted (stockbot_telemetry_metric_invalid_values_total).
+            self.invalid.fetch_add(1, Relaxed);
+            return;
+        }
+        let i = self.bounds.partition_point(|b| *b < value);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        let _ = self.sum_bits.fetch_update(Relaxed, Relaxed, |b| {
+            Some((f64::from_bits(b) + value).to_bits())
+        });
+    }
+}
+
+/// The cell of one series.
+#[derive(Debug, Clone)]
+pub(crate) enum Cell {
+    Counter(Arc<CounterCell>),
+    Gauge(Arc<GaugeCell>),
+    Histogram(Arc<HistogramCell>),
+}
+
+impl Cell {
+    fn kind(&self) -> MetricKind {
+        match self {
+            Cell::Counter(_) => MetricKind::Counter,
+            Cell::Gauge(_) => MetricKind::Gauge,
+            Cell::Histogram(_) => MetricKind::Histogram,
+        }
+    }
+
+    /// A number that changes whenever the series is written (for idle expiry).
+    fn activity(&self) -> u64 {
+        match self {
+            Cell::Counter(c) => c.value.load(Relaxed),
+            Cell::Gauge(g) => g.bits.load(Relaxed),
+            Cell::Histogram(h) => h.count.load(Relaxed),
+        }
+    }
+
+    /// Whether only the registry holds the cell (no pre-registered handle outside).
+    fn unreferenced(&self) -> bool {
+        match self {
+            Cell::Counter(c) => Arc::strong_count(c) == 1,
+            Cell::Gauge(g) => Arc::strong_count(g) == 1,
+            Cell::Histogram(h) => Arc::strong_count(h) == 1,
+        }
+    }
+}
+
+/// One metric name: its kind, buckets, series count and overflow series.
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) name: String,
+    pub(crate) kind: MetricKind,
+    pub(crate) bounds: Arc<[f64]>,
+    series: AtomicUsize,
+    overflow: Mutex<Option<Cell>>,
+    pub(crate) overflowed: AtomicU64,
+}
+
+/// A series as stored: its cell and its labels, already escaped for the exposition.
+#[derive(Debug)]
+pub(crate) struct Series {
+    pub(crate) cell: Cell,
+    pub(crate) family: Arc<Family>,
+    /// `k="v",k2="v2"` (escaped), empty without labels.
+    pub(crate) labels: String,
+    last_activity: AtomicU64,
+    last_change: Mutex<Instant>,
+}
+
+/// Why a metric was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Rejection {
+    InvalidName,
+    MissingNamespace,
+    CounterSuffix,
+    NonBaseUnit,
+    ReservedSuffix,
+    InvalidLabel,
+    UnitMismatch,
+    KindConflict,
+}
+
+impl Rejection {
+    pub(crate) const ALL: [Rejection; 8] = [
+        Rejection::InvalidName,
+        Rejection::MissingNamespace,
+        Rejection::CounterSuffix,
+        Rejection::NonBaseUnit,
+        Rejection::ReservedSuffix,
+        Rejection::InvalidLabel,
+        Rejection::UnitMismatch,
+        Rejection::KindConflict,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Rejection::InvalidName => "invalid_name",
+            Rejection::MissingNamespace => "missing_namespace",
+            Rejection::CounterSuffix => "counter_suffix",
+            Rejection::NonBaseUnit => "non_base_unit",
+            Rejection::ReservedSuffix => "reserved_suffix",
+            Rejection::InvalidLabel => "invalid_label",
+            Rejection::UnitMismatch => "unit_mismatch",
+            Rejection::KindConflict => "kind_conflict",
+        }
+    }
+
+    fn of(e: &conventions::NamingError) -> Self {
+        use conventions::NamingError as E;
+        match e {
+            E::MissingNamespace { .. } => Rejection::MissingNamespace,
+            E::CounterWithoutTotal { .. } | E::TotalOnNonCounter { .. } => Rejection::CounterSuffix,
+            E::NonBaseUnit { .. } => Rejection::NonBaseUnit,
+            E::ReservedSuffix { .. } => Rejection::ReservedSuffix,
+            _ => Rejection::InvalidName,
+        }
+    }
+}
+
+/// Settings of the registry.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistrySettings {
+    pub(crate) namespace: String,
+    pub(crate) max_series_per_metric: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) default_buckets: Vec<f64>,
+    pub(crate) buckets: HashMap<String, Vec<f64>>,
+}
+
+/// The SDK's own counters about metrics.
+#[derive(Debug, Default)]
+pub(crate) struct MetricsSelfStats {
+    pub(crate) rejected: Mutex<HashMap<Rejection, u64>>,
+    pub(crate) labels_refused: Mutex<HashMap<String, u64>>,
+    pub(crate) invalid_values: Arc<AtomicU64>,
+    pub(crate) expired: AtomicU64,
+}
+
+/// All series of the process (or of one test).
+#[derive(Debug)]
+pub(crate) struct MetricsRegistry {
+    pub(crate) settings: RegistrySettings,
+    shards: Vec<RwLock<KeyMap<Arc<Series>>>>,
+    families: RwLock<HashMap<String, Arc<Family>>>,
+    descriptions: RwLock<HashMap<String, (Option<Unit>, String)>>,
+    rejected_names: Mutex<HashSet<String>>,
+    pub(crate) stats: MetricsSelfStats,
+}
+
+/// A problem to report once as an error record (the recorder may run inside any code, so the
+/// record is emitted after locks are released).
+fn report(message: String) {
+    tracing::error!(target: "stockbot_telemetry::metrics", "{message}");
+}
+
+impl MetricsRegistry {
+    pub(crate) fn new(settings: RegistrySettings) -> Self {
+        MetricsRegistry {
+            settings,
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(KeyMap::default()))
+                .collect(),
+            families: RwLock::new(HashMap::new()),
+            descriptions: RwLock::new(HashMap::new()),
+            rejected_names: Mutex::new(HashSet::new()),
+            stats: MetricsSelfStats::default(),
+        }
+    }
+
+    fn shard(&self, key: &Key) -> &RwLock<KeyMap<Arc<Series>>> {
+        &self.shards[(key.get_hash() as usize) % SHARDS]
+    }
+
+    /// The registered cell of `key`, if any (the fast path: one read lock, one lookup).
+    fn existing(&self, key: &Key) -> Option<Cell> {
+        let shard = self.shard(key).read().unwrap_or_else(|p| p.into_inner());
+        shard.get(key).map(|s| s.cell.clone())
+    }
+
+    pub(crate) fn cell(&self, key: &Key, kind: MetricKind) -> Option<Cell> {
+        if let Some(cell) = self.existing(key) {
+            if cell.kind() == kind {
+                return Some(cell);
+            }
+            self.reject(key.name(), Rejection::KindConflict, || {
+                format!(
+                    "metric `{}` is already registered as a {}; it cannot also be a {}",
+                    key.name(),
+                    cell.kind().name(),
+                    kind.name()
+                )
+            });
+            return None;
+        }
+        self.create(key, kind)
+    }
+
+    fn reject(&self, name: &str, why: Rejection, message: impl FnOnce() -> String) {
+        *self
+            .stats
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(why)
+            .or_default() += 1;
+        let first = {
+            let mut names = self
+                .rejected_names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            names.len() < MAX_REMEMBERED_REJECTIONS
+                && names.insert(format!("{}:{name}", why.as_str()))
+        };
+        if first {
+            report(format!("metric not exported: {}", message()));
+        }
+    }
+
+    fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, ()> {
+        if let Some(f) = self
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            if f.kind == kind {
+                return Ok(Arc::clone(f));
+            }
+            self.reject(name, Rejection::KindConflict, || {
+                format!(
+                    "metric `{name}` is already registered as a {}; it cannot also be a {}",
+                    f.kind.name(),
+                    kind.name()
+                )
+            });
+            return Err(());
+        }
+        if let Err(e) = conventions::validate_metric_name(name, kind, &self.settings.namespace) {
+            self.reject(name, Rejection::of(&e), || e.to_string());
+            return Err(());
+        }
+        let unit = self
+            .descriptions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .and_then(|(unit, _)| *unit);
+        if let Some(unit) = unit
+            && let Some(expected) = unit_suffix(unit)
+            && !name.trim_end_matches("_total").ends_with(expected)
+        {
+            self.reject(name, Rejection::UnitMismatch, || {
+                format!(
+                    "metric `{name}` is described with unit {} but its name does not end in `{expected}`",
+                    unit.as_str()
+                )
+            });
+            return Err(());
+        }
+        let bounds: Arc<[f64]> = self
+            .settings
+            .buckets
+            .get(name)
+            .unwrap_or(&self.settings.default_buckets)
+            .clone()
+            .into();
+        let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
+        let family = families.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Family {
+                name: name.to_owned(),
+                kind,
+                bounds,
+                series: AtomicUsize::new(0),
+                overflow: Mutex::new(None),
+                overflowed: AtomicU64::new(0),
+            })
+        });
+        Ok(Arc::clone(family))
+    }
+
+    fn new_cell(&self, family: &Family) -> Cell {
+        match family.kind {
+            MetricKind::Counter => Cell::Counter(Arc::default()),
+            MetricKind::Gauge => Cell::Gauge(Arc::default()),
+            _ => Cell::Histogram(Arc::new(HistogramCell::new(
+                Arc::clone(&family.bounds),
+                Arc::clone(&self.stats.invalid_values),
+            ))),
+        }
+    }
+
+    /// The slow path: first sight of a key.
+    fn create(&self, key: &Key, kind: MetricKind) -> Option<Cell> {
+        let name = key.name();
+        let family = self.family(name, kind).ok()?;
+        // Labels: valid names only; ids (high-cardinality class) and the SDK's global labels
+        // are stripped — the sample is kept, the refusal counted.
+        let mut kept: Vec<&Label> = Vec::with_capacity(key.labels().len());
+        let mut stripped = false;
+        for label in key.labels() {
+            let k = label.key();
+            if let Err(e) = conventions::validate_label_name(k) {
+                self.reject(name, Rejection::InvalidLabel, || e.to_string());
+                return None;
+            }
+            let refused = conventions::label_cardinality(k) == Some(Cardinality::High)
+                || GLOBAL_LABELS.contains(&k)
+                || k == OVERFLOW_LABEL;
+            if refused {
+                stripped = true;
+                let first = {
+                    let mut refused = self
+                        .stats
+                        .labels_refused
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let n = refused.entry(k.to_owned()).or_default();
+                    *n += 1;
+                    *n == 1
+                };
+                if first {
+                    report(format!(
+                        "label `{k}` of metric `{name}` removed: ids and other high-cardinality values belong on spans and logs, never on metric labels"
+                    ));
+                }
+            } else {
+                kept.push(label);
+            }
+        }
+        let key = if stripped {
+            let key = Key::from_parts(
+                name.to_owned(),
+                kept.into_iter().cloned().collect::<Vec<_>>(),
+            );
+            if let Some(cell) = self.existing(&key) {
+                return (cell.kind() == kind).then_some(cell);
+            }
+            key
+        } else {
+            key.clone()
+        };
+
+        let mut shard = self.shard(&key).write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = shard.get(&key) {
+            return (s.cell.kind() == kind).then(|| s.cell.clone());
+        }
+        if family.series.load(Relaxed) >= self.settings.max_series_per_metric {
+            drop(shard);
+            family.overflowed.fetch_add(1, Relaxed);
+            return Some(self.overflow_cell(&family));
+        }
+        family.series.fetch_add(1, Relaxed);
+        let cell = self.new_cell(&family);
+        let labels = render_labels(key.labels().map(|l| (l.key(), l.value())));
+        shard.insert(
+            key,
+            Arc::new(Series {
+                cell: cell.clone(),
+                family,
+                labels,
+                last_activity: AtomicU64::new(0),
+                last_change: Mutex::new(Instant::now()),
+            }),
+        );
+        Some(cell)
+    }
+
+    fn overflow_cell(&self, family: &Family) -> Cell {
+        let mut slot = family.overflow.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            report(format!(
+                "metric `{}` reached its cap of {} label sets; further new label sets go to the series {{{OVERFLOW_LABEL}=\"true\"}}",
+                family.name, self.settings.max_series_per_metric
+            ));
+        }
+        slot.get_or_insert_with(|| self.new_cell(family)).clone()
+    }
+
+    pub(crate) fn describe(&self, name: &str, unit: Option<Unit>, help: &str) {
+        self.descriptions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), (unit, help.to_owned()));
+    }
+
+    pub(crate) fn help(&self, name: &str) -> Option<String> {
+        self.descriptions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Every series (and overflow series), for rendering.
+    pub(crate) fn snapshot(&self) -> Vec<SeriesView> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            out.extend(shard.values().map(|s| SeriesView {
+                family: Arc::clone(&s.family),
+                labels: s.labels.clone(),
+                cell: s.cell.clone(),
+            }));
+        }
+        for family in self
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            if let Some(cell) = family
+                .overflow
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                out.push(SeriesView {
+                    family: Arc::clone(family),
+                    labels: format!("{OVERFLOW_LABEL}=\"true\""),
+                    cell,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            a.family
+                .name
+                .cmp(&b.family.name)
+                .then_with(|| a.labels.cmp(&b.labels))
+        });
+        out
+    }
+
+    /// Removes counter and histogram series not written for `idle_timeout` and not held by a
+    /// pre-registered handle (gauges hold state and never expire). Returns how many went.
+    pub(crate) fn expire_idle(&self, now: Instant) -> usize {
+        let Some(timeout) = self.settings.idle_timeout else {
+            return 0;
+        };
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|_, s| {
+                if matches!(s.cell, Cell::Gauge(_)) {
+                    return true;
+                }
+                let activity = s.cell.activity();
+                let mut last_change = s.last_change.lock().unwrap_or_else(|p| p.into_inner());
+                if s.last_activity.swap(activity, Relaxed) != activity {
+                    *last_change = now;
+                    return true;
+                }
+                let idle = now.saturating_duration_since(*last_change) >= timeout;
+                if idle && s.cell.unreferenced() {
+                    s.family.series.fetch_sub(1, Relaxed);
+                    removed += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        self.stats.expired.fetch_add(removed as u64, Relaxed);
+        removed
+    }
+
+    /// Series per family.
+    #[cfg(test)]
+    pub(crate) fn series_count(&self, name: &str) -> usize {
+        self.families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map_or(0, |f| f.series.load(Relaxed))
+    }
+}
+
+/// A series as seen by the renderer.
+#[derive(Debug)]
+pub(crate) struct SeriesView {
+    pub(crate) family: Arc<Family>,
+    pub(crate) labels: String,
+    pub(crate) cell: Cell,
+}
+
+fn unit_suffix(unit: Unit) -> Option<&'static str> {
+    match unit {
+        Unit::Seconds | Unit::Milliseconds | Unit::Microseconds | Unit::Nanoseconds => {
+            Some("_seconds")
+        }
+        Unit::Bytes | Unit::Kibibytes | Unit::Mebibytes | Unit::Gibibytes | Unit::Tebibytes => {
+            Some("_bytes")
+        }
+        Unit::Percent => Some("_ratio"),
+        _ => None,
+    }
+}
+
+/// `k="v",…` with Prometheus escaping of values (`\`, `"`, newline).
+pub(crate) fn render_labels<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in labels {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(&mut out, v);
+        out.push('"');
+    }
+    out
+}
+
+pub(crate) fn escape_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The SDK's `metrics` recorder. Install it with [`init`](crate::init) (globally), or use it
+/// scoped: `metrics::with_local_recorder(&recorder, || …)` — what the testing crate does.
+///
+/// Every metric is checked once, when its key is first seen: names against the naming rules
+/// (`stockbot_` namespace, base units, `_total` on counters), labels against the cardinality
+/// classes (ids are stripped), and the number of label sets against the cap (extra ones go to
+/// one overflow series). A refused metric gets a no-op handle, one error record and a count
+/// in `stockbot_telemetry_metric_rejected_total{reason}`.
+#[derive(Debug, Clone)]
+pub struct MetricsRecorder {
+    pub(crate) registry: Arc<MetricsRegistry>,
+}
+
+impl MetricsRecorder {
+    /// The current exposition in Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        crate::export::exposition::render(
+            &self.registry,
+            &crate::export::exposition::Extra::default(),
+        )
+    }
+}
+
+impl Recorder for MetricsRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.registry.describe(key.as_str(), unit, &description);
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.registry.describe(key.as_str(), unit, &description);
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.registry.describe(key.as_str(), unit, &description);
+    }
+
+    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
+        match self.registry.cell(key, MetricKind::Counter) {
+            Some(Cell::Counter(c)) => Counter::from_arc(c),
+            _ => Counter::noop(),
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
+        match self.registry.cell(key, MetricKind::Gauge) {
+            Some(Cell::Gauge(g)) => Gauge::from_arc(g),
+            _ => Gauge::noop(),
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
+        match self.registry.cell(key, MetricKind::Histogram) {
+            Some(Cell::Histogram(h)) => Histogram::from_arc(h),
+            _ => Histogram::noop(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(cap: usize) -> MetricsRecorder {
+        MetricsRecorder {
+            registry: Arc::new(MetricsRegistry::new(RegistrySettings {
+                namespace: "stockbot".into(),
+                max_series_per_metric: cap,
+                idle_timeout: Some(Duration::from_secs(60)),
+                default_buckets: vec![0.001, 0.01, 0.1, 1.0],
+                buckets: HashMap::new(),
+            })),
+        }
+    }
+
+    #[test]
+    fn bad_names_get_noop_handles_and_are_counted() {
+        let r = registry(10);
+        metrics::with_local_recorder(&r, || {
+            metrics::counter!("stockbot_orders").increment(1);
+            metrics::histogram!("stockbot_latency_ms").record(1.0);
+            metrics::counter!("orders_total").increment(1);
+            metrics::counter!("stockbot_orders_total", "__bad" => "x").increment(1);
+            metrics::counter!("stockbot_ok_total").increment(2);
+        });
+        let rejected = r.registry.stats.rejected.lock().unwrap().clone();
+        assert_eq!(rejected[&Rejection::CounterSuffix], 1);
+        assert_eq!(rejected[&Rejection::NonBaseUnit], 1);
+        assert_eq!(rejected[&Rejection::MissingNamespace], 1);
+        assert_eq!(rejected[&Rejection::InvalidLabel], 1);
+        assert_eq!(r.registry.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn ids_are_stripped_and_the_cap_overflows_into_one_series() {
+        let r = registry(3);
+        metrics::with_local_recorder(&r, || {
+            for i in 0..100_000 {
+                metrics::counter!("stockbot_orders_submitted_total", "venue" => format!("V{i}"), "cl_ord_id" => format!("C{i}")).increment(1);
+            }
+        });
+        let snap = r.registry.snapshot();
+        assert_eq!(snap.len(), 4, "3 series + overflow");
+        assert_eq!(
+            r.registry.series_count("stockbot_orders_submitted_total"),
+            3
+        );
+        let overflow = snap
+            .iter()
+            .find(|s| s.labels.contains(OVERFLOW_LABEL))
+            .unwrap();
+        match &overflow.cell {
+            Cell::Counter(c) => assert_eq!(c.value.load(Relaxed), 100_000 - 3),
+            other => panic!("{other:?}"),
+        }
+        assert!(snap.iter().all(|s| !s.labels.contains("cl_ord_id")));
+        assert_eq!(
+            r.registry.stats.labels_refused.lock().unwrap()["cl_ord_id"],
+            100_000
+        );
+    }
+
+    #[test]
+    fn histograms_bucket_with_le_semantics_and_ignore_nan() {
+        let r = registry(10);
+        let h = metrics::with_local_recorder(&r, || {
+            metrics::histogram!("stockbot_ack_latency_seconds")
+        });
+        for v in [0.0005, 0.001, 0.002, 5.0, f64::NAN, f64::INFINITY] {
+            h.record(v);
+        }
+        let snap = r.registry.snapshot();
+        let Cell::Histogram(cell) = &snap[0].cell else {
+            panic!()
+        };
+        let counts: Vec<u64> = cell.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        assert_eq!(counts, vec![2, 1, 0, 0, 2]);
+        assert_eq!(cell.count.load(Relaxed), 5);
+        assert_eq!(r.registry.stats.invalid_values.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn kind_conflicts_and_unit_mismatches_are_refused() {
+        let r = registry(10);
+        metrics::with_local_recorder(&r, || {
+            metrics::counter!("stockbot_fills_total").increment(1);
+            metrics::gauge!("stockbot_fills_total").set(1.0);
+            metrics::describe_histogram!("stockbot_ack_latency_bytes", Unit::Seconds, "oops");
+            metrics::histogram!("stockbot_ack_latency_bytes").record(1.0);
+        });
+        let rejected = r.registry.stats.rejected.lock().unwrap().clone();
+        assert_eq!(rejected[&Rejection::KindConflict], 1);
+        assert_eq!(rejected[&Rejection::UnitMismatch], 1);
+    }
+
+    #[test]
+    fn idle_series_expire_unless_a_handle_is_held() {
+        let r = registry(10);
+        let held = metrics::with_local_recorder(&r, || {
+            metrics::counter!("stockbot_a_total", "venue" => "X").increment(1);
+            metrics::counter!("stockbot_b_total")
+        });
+        let t0 = Instant::now();
+        assert_eq!(r.registry.expire_idle(t0), 0);
+        assert_eq!(r.registry.expire_idle(t0 + Duration::from_secs(61)), 1);
+        assert_eq!(r.registry.series_count("stockbot_a_total"), 0);
+        held.increment(1);
+        assert_eq!(r.registry.snapshot().len(), 1);
+    }
+}

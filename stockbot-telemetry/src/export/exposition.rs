@@ -1,0 +1,351 @@
+//! The Prometheus text exposition (format 0.0.4): one HELP and TYPE per family, escaped label
+//! values, cumulative buckets whose `+Inf` equals `_count`, the global labels on every series,
+//! `target_info`, and the SDK's own metrics.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use stockbot_telemetry_conventions::MetricKind;
+
+use crate::collect::metrics::{Cell, MetricsRegistry, Rejection, escape_label_value};
+use crate::export::accounting::PipelineStats;
+
+/// What the registry does not hold: global labels, resource attributes, pipeline stats.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// `service="…",environment="…",deployment_mode="…"` (escaped), added to every series.
+    pub(crate) global_labels: String,
+    /// Resource attributes for `target_info` (escaped label string).
+    pub(crate) target_info: Option<String>,
+    /// The log pipeline's counters, exported as self-metrics.
+    pub(crate) logs: Option<PipelineStats>,
+}
+
+fn fmt_f64(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn series(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    global: &str,
+    labels: &str,
+    extra: Option<(&str, &str)>,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    let parts = [global, labels];
+    let mut first = true;
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        out.push_str(part);
+    }
+    if let Some((k, v)) = extra {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        let _ = write!(out, "{k}=\"{v}\"");
+    }
+    if !first {
+        out.push('}');
+    }
+    out.push(' ');
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
+
+/// Renders everything.
+pub(crate) fn render(registry: &MetricsRegistry, extra: &Extra) -> String {
+    let snapshot = registry.snapshot();
+    let mut out = String::with_capacity(128 + snapshot.len() * 96);
+    let global = extra.global_labels.as_str();
+    let mut i = 0;
+    while i < snapshot.len() {
+        let family = &snapshot[i].family;
+        let name = family.name.as_str();
+        let kind = match family.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            _ => "histogram",
+        };
+        let help = registry
+            .help(name)
+            .unwrap_or_else(|| name.replace('_', " "));
+        header(&mut out, name, kind, &help);
+        while i < snapshot.len() && snapshot[i].family.name == family.name {
+            let s = &snapshot[i];
+            match &s.cell {
+                Cell::Counter(c) => {
+                    series(&mut out, name, "", global, &s.labels, None);
+                    let _ = writeln!(out, "{}", c.value.load(Relaxed));
+                }
+                Cell::Gauge(g) => {
+                    series(&mut out, name, "", global, &s.labels, None);
+                    fmt_f64(&mut out, g.get());
+                    out.push('\n');
+                }
+                Cell::Histogram(h) => {
+                    // Read the buckets once; `_count` is their sum, so `+Inf` always equals it
+                    // even while samples arrive.
+                    let mut cumulative = 0u64;
+                    let mut le = String::new();
+                    for (j, bucket) in h.buckets.iter().enumerate() {
+                        cumulative += bucket.load(Relaxed);
+                        le.clear();
+                        match h.bounds.get(j) {
+                            Some(b) => fmt_f64(&mut le, *b),
+                            None => le.push_str("+Inf"),
+                        }
+                        series(
+                            &mut out,
+                            name,
+                            "_bucket",
+                            global,
+                            &s.labels,
+                            Some(("le", &le)),
+                        );
+                        let _ = writeln!(out, "{cumulative}");
+                    }
+                    series(&mut out, name, "_sum", global, &s.labels, None);
+                    fmt_f64(&mut out, h.sum());
+                    out.push('\n');
+                    series(&mut out, name, "_count", global, &s.labels, None);
+                    let _ = writeln!(out, "{cumulative}");
+                }
+            }
+            i += 1;
+        }
+    }
+    render_self(&mut out, registry, extra);
+    out
+}
+
+fn counter_family(
+    out: &mut String,
+    global: &str,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (String, u64)>,
+) {
+    let rows: Vec<_> = rows.into_iter().collect();
+    if rows.is_empty() {
+        return;
+    }
+    header(out, name, "counter", help);
+    for (labels, v) in rows {
+        series(out, name, "", global, &labels, None);
+        let _ = writeln!(out, "{v}");
+    }
+}
+
+fn gauge_family(
+    out: &mut String,
+    global: &str,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (String, f64)>,
+) {
+    let rows: Vec<_> = rows.into_iter().collect();
+    if rows.is_empty() {
+        return;
+    }
+    header(out, name, "gauge", help);
+    for (labels, v) in rows {
+        series(out, name, "", global, &labels, None);
+        fmt_f64(out, v);
+        out.push('\n');
+    }
+}
+
+fn label(k: &str, v: &str) -> String {
+    let mut s = format!("{k}=\"");
+    escape_label_value(&mut s, v);
+    s.push('"');
+    s
+}
+
+/// The SDK's own metrics: metric rejections, refused labels, overflow, log pipeline health.
+fn render_self(out: &mut String, registry: &MetricsRegistry, extra: &Extra) {
+    let global = extra.global_labels.as_str();
+    if let Some(info) = &extra.target_info {
+        gauge_family(
+            out,
+            "",
+            "target_info",
+            "Resource attributes of this process",
+            [(info.clone(), 1.0)],
+        );
+    }
+    let rejected = registry
+        .stats
+        .rejected
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_metric_rejected_total",
+        "Metric registrations refused by the naming rules, by reason",
+        Rejection::ALL.iter().map(|r| {
+            (
+                label("reason", r.as_str()),
+                rejected.get(r).copied().unwrap_or(0),
+            )
+        }),
+    );
+    let mut refused: Vec<_> = registry
+        .stats
+        .labels_refused
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(k, v)| (label("label", k), *v))
+        .collect();
+    refused.sort();
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_metric_labels_refused_total",
+        "Metric labels removed because of their cardinality class, by label",
+        refused,
+    );
+    let mut overflow: Vec<_> = registry
+        .snapshot()
+        .into_iter()
+        .filter(|s| s.family.overflowed.load(Relaxed) > 0)
+        .map(|s| {
+            (
+                label("metric", &s.family.name),
+                s.family.overflowed.load(Relaxed),
+            )
+        })
+        .collect();
+    overflow.sort();
+    overflow.dedup();
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_metric_overflow_total",
+        "Samples sent to a metric's overflow series because it reached its label-set cap",
+        overflow,
+    );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_metric_invalid_values_total",
+        "Samples refused because their value was NaN",
+        [(String::new(), registry.stats.invalid_values.load(Relaxed))],
+    );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_metric_expired_total",
+        "Series removed after being idle",
+        [(String::new(), registry.stats.expired.load(Relaxed))],
+    );
+
+    let Some(logs) = &extra.logs else { return };
+    let sig = label("signal", "logs");
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_emitted_total",
+        "Records that entered the telemetry pipeline",
+        [(sig.clone(), logs.emitted)],
+    );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_exported_total",
+        "Records written by a sink",
+        logs.sinks
+            .iter()
+            .map(|s| (format!("{sig},{}", label("sink", &s.name)), s.written)),
+    );
+    let mut dropped = Vec::new();
+    for s in &logs.sinks {
+        for (reason, n) in logs.dropped.iter().chain(s.dropped.iter()) {
+            dropped.push((
+                format!(
+                    "{sig},{},{}",
+                    label("sink", &s.name),
+                    label("reason", reason)
+                ),
+                *n,
+            ));
+        }
+    }
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_dropped_total",
+        "Records lost, by sink and reason",
+        dropped,
+    );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_sampled_away_total",
+        "Log events skipped by call-site sampling",
+        [(sig.clone(), logs.sampled_away)],
+    );
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_queue_depth",
+        "Records waiting in the pipeline queue",
+        [(sig.clone(), logs.queued as f64)],
+    );
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_buffered",
+        "Records inside the pipeline (queued or being written)",
+        [(sig.clone(), logs.buffered() as f64)],
+    );
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_export_latency_seconds",
+        "Time the oldest record of the last batch waited before the sinks had it",
+        [(sig.clone(), logs.last_batch_latency.as_secs_f64())],
+    );
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_exporter_up",
+        "1 while the sink's worker runs",
+        logs.sinks.iter().map(|s| {
+            (
+                format!("{sig},{}", label("sink", &s.name)),
+                if logs.worker_alive { 1.0 } else { 0.0 },
+            )
+        }),
+    );
+}

@@ -1,0 +1,108 @@
+//! The Prometheus scrape endpoint: `GET /metrics` on a loopback address by default, served by
+//! one named thread. Rendering happens on that thread, never on a caller's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Renders the exposition on demand.
+pub(crate) type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A running scrape endpoint.
+pub(crate) struct ScrapeServer {
+    addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ScrapeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+impl ScrapeServer {
+    /// Binds `addr` (an error if the port is taken) and starts serving.
+    pub(crate) fn start(addr: SocketAddr, render: RenderFn) -> std::io::Result<Self> {
+        let server = tiny_http::Server::http(addr)
+            .map(Arc::new)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::AddrInUse, e.to_string()))?;
+        let bound = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("scrape endpoint bound to a non-IP address"))?;
+        let content_type: tiny_http::Header = format!("Content-Type: {TEXT_0_0_4}")
+            .parse()
+            .map_err(|()| std::io::Error::other("invalid content type header"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (srv, stop2) = (Arc::clone(&server), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("stockbot-telemetry-scrape".into())
+            .spawn(move || {
+                // Nothing logged from here reaches our own pipeline (no feedback loop).
+                let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+                while !stop2.load(Ordering::Acquire) {
+                    match srv.recv_timeout(Duration::from_millis(200)) {
+                        Ok(Some(request)) => serve(request, &render, &content_type),
+                        Ok(None) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            })?;
+        Ok(ScrapeServer {
+            addr: bound,
+            server,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and joins the thread.
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ScrapeServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(request: tiny_http::Request, render: &RenderFn, content_type: &tiny_http::Header) {
+    let path = request.url().split('?').next().unwrap_or("");
+    let response = match (request.method(), path) {
+        (tiny_http::Method::Get, "/metrics") => {
+            // A panic while rendering must not kill the endpoint.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render())) {
+                Ok(body) => {
+                    tiny_http::Response::from_string(body).with_header(content_type.clone())
+                }
+                Err(_) => {
+                    tiny_http::Response::from_string("rendering failed\n").with_status_code(500)
+                }
+            }
+        }
+        (tiny_http::Method::Get, _) => {
+            tiny_http::Response::from_string("not found; metrics are at /metrics\n")
+                .with_status_code(404)
+        }
+        _ => tiny_http::Response::from_string("method not allowed\n").with_status_code(405),
+    };
+    let _ = request.respond(response);
+}
