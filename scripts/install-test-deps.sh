@@ -35,7 +35,8 @@ if ((${#missing[@]} > 0)); then
         trap 'rm -f "$policy"' EXIT
     fi
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${packages[@]}"
+    # --reinstall also restores a binary deleted from an installed package.
+    apt-get install -y -q --no-install-recommends --reinstall "${packages[@]}"
     for binary in "${binaries[@]}"; do
         if [[ ! -x "$binary" ]]; then
             echo "install-test-deps: $binary still missing after the install" >&2

@@ -36,6 +36,10 @@
 //!   process (an integration-test file with a single test, or `cargo nextest`), which
 //!   installs the capture process-wide.
 
+mod metric_capture;
+
+pub use metric_capture::{Metrics, Sample};
+
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
@@ -85,7 +89,8 @@ impl Write for Buffer {
 /// Created with [`Capture::start`] (scoped to the current thread), [`Capture::with_config`],
 /// or [`Capture::global`] (process-wide). Dropping it shuts its pipeline down.
 pub struct Capture {
-    // Field order matters: the scope ends before the pipeline shuts down.
+    // Field order matters: the scopes end before the pipeline shuts down.
+    _metrics_scope: Option<metrics::LocalRecorderGuard<'static>>,
     _scope: Option<tracing::dispatcher::DefaultGuard>,
     dispatch: tracing::Dispatch,
     guard: Option<TelemetryGuard>,
@@ -135,6 +140,13 @@ impl Capture {
     pub fn with_config(config: Config) -> Capture {
         let mut capture = Capture::unscoped(config);
         capture._scope = Some(tracing::dispatcher::set_default(&capture.dispatch));
+        if let Some(recorder) = capture.guard().metrics_recorder() {
+            // The local-recorder guard borrows the recorder for its lifetime: one small
+            // allocation per capture is leaked so the guard can live inside the capture.
+            let recorder: &'static stockbot_telemetry::MetricsRecorder =
+                Box::leak(Box::new(recorder));
+            capture._metrics_scope = Some(metrics::set_default_local_recorder(recorder));
+        }
         capture
     }
 
@@ -148,6 +160,10 @@ impl Capture {
         let capture = Capture::unscoped(test_config());
         tracing::dispatcher::set_global_default(capture.dispatch.clone())
             .expect("Capture::global: a global tracing subscriber is already installed");
+        if let Some(recorder) = capture.guard().metrics_recorder() {
+            metrics::set_global_recorder(recorder)
+                .expect("Capture::global: a global metrics recorder is already installed");
+        }
         capture
     }
 
@@ -158,6 +174,7 @@ impl Capture {
             .build_dispatch()
             .unwrap_or_else(|e| panic!("stockbot-telemetry-testing: {e}"));
         Capture {
+            _metrics_scope: None,
             _scope: None,
             dispatch,
             guard: Some(guard),
@@ -237,6 +254,15 @@ impl Capture {
         String::from_utf8(bytes).expect("the SDK writes UTF-8")
     }
 
+    /// A snapshot of every metric recorded in the capture's scope (on this thread, or
+    /// process-wide for [`Capture::global`]), as the scrape endpoint would serve it.
+    ///
+    /// Metrics recorded on other threads are not captured by a scoped capture (the `metrics`
+    /// facade's local recorder is per thread): use [`Capture::global`] for those.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::parse(&self.guard().render_metrics().unwrap_or_default())
+    }
+
     /// Every record captured so far, the SDK's own included.
     ///
     /// # Panics
@@ -297,6 +323,7 @@ impl Capture {
 
     /// Shuts the pipeline down and returns the report.
     pub fn shutdown(mut self) -> stockbot_telemetry::ShutdownReport {
+        self._metrics_scope = None;
         self._scope = None;
         self.guard
             .take()
@@ -307,6 +334,7 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
+        self._metrics_scope = None;
         self._scope = None;
         if let Some(guard) = self.guard.take() {
             let _ = guard.shutdown(FLUSH_TIMEOUT);

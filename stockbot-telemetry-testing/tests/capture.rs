@@ -148,3 +148,61 @@ fn schema_violations_fail_the_schema_assertion() {
     let text = err.downcast_ref::<String>().unwrap();
     assert!(text.contains("did you mean `cl_ord_id`?"), "{text}");
 }
+
+#[test]
+fn metrics_are_captured_per_test_with_fluent_assertions() {
+    use stockbot_telemetry::trading;
+    let capture = Capture::start();
+    let before = capture.metrics();
+    trading::order_submitted("XNAS", "mm");
+    trading::order_submitted("XNAS", "mm");
+    trading::order_submitted("BATS", "mm");
+    trading::order_acked("XNAS", "mm", Duration::from_millis(3));
+    metrics::counter!("stockbot_orders_routed_total", "cl_ord_id" => "C-1", "venue" => "XNAS")
+        .increment(1);
+    let after = capture.metrics();
+    after.assert_increased(
+        &before,
+        "stockbot_orders_submitted_total",
+        &[("venue", "XNAS")],
+        2.0,
+    );
+    after.assert_value("stockbot_orders_submitted_total", &[], 3.0);
+    after.assert_observed_at_least(
+        "stockbot_order_ack_latency_seconds",
+        &[("venue", "XNAS")],
+        0.0025,
+    );
+    after.assert_no_label("stockbot_orders_routed_total", "cl_ord_id");
+    after.assert_series_at_most("stockbot_orders_submitted_total", 2);
+    let err = std::panic::catch_unwind(|| {
+        after.assert_observed_at_least("stockbot_order_ack_latency_seconds", &[], 0.5)
+    })
+    .unwrap_err();
+    let text = err.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains("observed no value ≥ 0.5")
+            && text.contains("stockbot_order_ack_latency_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[test]
+fn parallel_captures_keep_their_metrics_apart() {
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let capture = Capture::start();
+                for _ in 0..=i {
+                    metrics::counter!("stockbot_ticks_total").increment(1);
+                }
+                capture
+                    .metrics()
+                    .assert_value("stockbot_ticks_total", &[], f64::from(i + 1));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}

@@ -8,20 +8,27 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::config;
-use stockbot_telemetry::{trading, ErrorKind, TelemetryBuilder, TelemetryGuard};
+use stockbot_telemetry::{ErrorKind, TelemetryBuilder, TelemetryGuard, trading};
 
 fn pipeline(listen: &str, cap: usize) -> TelemetryGuard {
     let mut c = config();
     c.metrics.listen = listen.into();
     c.metrics.max_series_per_metric = cap;
-    let (_, guard) = TelemetryBuilder::new(c).with_writer("mem", std::io::sink()).build().unwrap();
+    let (_, guard) = TelemetryBuilder::new(c)
+        .with_writer("mem", std::io::sink())
+        .build()
+        .unwrap();
     guard
 }
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
@@ -36,25 +43,42 @@ fn check_exposition(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
-            assert!(types.insert(rest.split(' ').next().unwrap().to_owned()), "duplicate TYPE: {line}");
+            assert!(
+                types.insert(rest.split(' ').next().unwrap().to_owned()),
+                "duplicate TYPE: {line}"
+            );
         } else if let Some(rest) = line.strip_prefix("# HELP ") {
-            assert!(helps.insert(rest.split(' ').next().unwrap().to_owned()), "duplicate HELP: {line}");
+            assert!(
+                helps.insert(rest.split(' ').next().unwrap().to_owned()),
+                "duplicate HELP: {line}"
+            );
         } else if !line.is_empty() {
             let (series, value) = line.rsplit_once(' ').unwrap();
-            assert!(!series.contains("{__") && !series.contains(",__"), "reserved label: {line}");
+            assert!(
+                !series.contains("{__") && !series.contains(",__"),
+                "reserved label: {line}"
+            );
             let v = match value {
                 "NaN" => f64::NAN,
                 "+Inf" => f64::INFINITY,
                 "-Inf" => f64::NEG_INFINITY,
                 v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
             };
-            assert!(samples.insert(series.to_owned(), v).is_none(), "duplicate series: {line}");
+            assert!(
+                samples.insert(series.to_owned(), v).is_none(),
+                "duplicate series: {line}"
+            );
         }
     }
     for (series, count) in samples.iter().filter(|(s, _)| s.contains("_count")) {
-        let inf = series.replacen("_count", "_bucket", 1).replacen('}', ",le=\"+Inf\"}", 1);
+        let inf = series
+            .replacen("_count", "_bucket", 1)
+            .replacen('}', ",le=\"+Inf\"}", 1);
         if let Some(bucket) = samples.get(&inf) {
-            assert_eq!(bucket, count, "+Inf bucket differs from _count for {series}");
+            assert_eq!(
+                bucket, count,
+                "+Inf bucket differs from _count for {series}"
+            );
         }
     }
     assert_eq!(types, helps);
@@ -75,21 +99,39 @@ fn the_scrape_endpoint_serves_text_0_0_4_on_loopback() {
     });
     let (head, body) = get(addr, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
     let samples = check_exposition(&body);
     let global = r#"service="test-service",environment="dev",deployment_mode="live""#;
-    assert_eq!(samples[&format!(r#"stockbot_orders_submitted_total{{{global},venue="XNAS",strategy="mm"}}"#)], 2.0, "{body}");
+    assert_eq!(
+        samples
+            [&format!(r#"stockbot_orders_submitted_total{{{global},venue="XNAS",strategy="mm"}}"#)],
+        2.0,
+        "{body}"
+    );
     assert!(body.contains("# HELP stockbot_orders_submitted_total Orders sent to a venue\n"));
     assert!(body.contains(&format!(r#"stockbot_order_ack_latency_seconds_bucket{{{global},venue="XNAS",strategy="mm",le="0.00025"}} 1"#)), "{body}");
-    assert!(body.contains(r#"note="quote \" backslash \\ newline \n""#), "{body}");
+    assert!(
+        body.contains(r#"note="quote \" backslash \\ newline \n""#),
+        "{body}"
+    );
     assert!(body.contains("} NaN\n"));
-    assert!(body.contains("target_info{service_name=\"test-service\""), "{body}");
+    assert!(
+        body.contains("target_info{service_name=\"test-service\""),
+        "{body}"
+    );
     assert!(body.contains("stockbot_telemetry_emitted_total{"), "{body}");
     let (head, _) = get(addr, "/other");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let report = guard.shutdown(Duration::from_secs(10));
     assert!(report.completed);
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(), "endpoint stopped");
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "endpoint stopped"
+    );
 }
 
 #[test]
@@ -98,7 +140,10 @@ fn a_port_in_use_is_an_init_error_naming_the_setting() {
     let addr = taken.local_addr().unwrap();
     let mut c = config();
     c.metrics.listen = addr.to_string();
-    let err = TelemetryBuilder::new(c).with_writer("mem", std::io::sink()).build().unwrap_err();
+    let err = TelemetryBuilder::new(c)
+        .with_writer("mem", std::io::sink())
+        .build()
+        .unwrap_err();
     match err.kind() {
         ErrorKind::SinkOpen { field, target, .. } => {
             assert_eq!(field, "metrics.listen");
@@ -108,7 +153,10 @@ fn a_port_in_use_is_an_init_error_naming_the_setting() {
     }
     let mut c = config();
     c.metrics.listen = "localhost:99999".into();
-    let err = TelemetryBuilder::new(c).with_writer("mem", std::io::sink()).build().unwrap_err();
+    let err = TelemetryBuilder::new(c)
+        .with_writer("mem", std::io::sink())
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("metrics.listen"), "{err}");
 }
 
@@ -124,13 +172,24 @@ fn ten_thousand_label_values_stay_within_the_cap() {
     });
     let body = guard.render_metrics().unwrap();
     let samples = check_exposition(&body);
-    let quotes: Vec<_> = samples.keys().filter(|k| k.starts_with("stockbot_quotes_total{")).collect();
+    let quotes: Vec<_> = samples
+        .keys()
+        .filter(|k| k.starts_with("stockbot_quotes_total{"))
+        .collect();
     assert_eq!(quotes.len(), 51, "50 series + overflow");
-    let overflow = samples.iter().find(|(k, _)| k.starts_with("stockbot_quotes_total{") && k.contains("otel_metric_overflow=\"true\"")).unwrap();
+    let overflow = samples
+        .iter()
+        .find(|(k, _)| {
+            k.starts_with("stockbot_quotes_total{") && k.contains("otel_metric_overflow=\"true\"")
+        })
+        .unwrap();
     assert_eq!(*overflow.1, 9_950.0);
     assert!(body.contains("stockbot_telemetry_metric_overflow_total{service=\"test-service\",environment=\"dev\",deployment_mode=\"live\",metric=\"stockbot_quotes_total\"} 9950"), "{body}");
     // The id label was stripped, the samples kept in one series.
-    let orders: Vec<_> = samples.iter().filter(|(k, _)| k.starts_with("stockbot_orders_total{")).collect();
+    let orders: Vec<_> = samples
+        .iter()
+        .filter(|(k, _)| k.starts_with("stockbot_orders_total{"))
+        .collect();
     assert_eq!(orders.len(), 1, "{orders:?}");
     assert_eq!(*orders[0].1, 10_000.0);
     assert!(!body.contains("cl_ord_id=\""));
@@ -142,7 +201,10 @@ fn rejected_metrics_are_not_exported_and_are_reported() {
     let mut c = config();
     c.metrics.listen = String::new();
     let buf = common::Buffer::default();
-    let (dispatch, guard) = TelemetryBuilder::new(c).with_writer("mem", buf.clone()).build_dispatch().unwrap();
+    let (dispatch, guard) = TelemetryBuilder::new(c)
+        .with_writer("mem", buf.clone())
+        .build_dispatch()
+        .unwrap();
     let recorder = guard.metrics_recorder().unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
         metrics::with_local_recorder(&recorder, || {
@@ -153,13 +215,30 @@ fn rejected_metrics_are_not_exported_and_are_reported() {
         });
     });
     let body = guard.render_metrics().unwrap();
-    assert!(!body.contains("stockbot_ack_latency_ms") && !body.contains("stockbot_orders "), "{body}");
+    assert!(
+        !body.contains("stockbot_ack_latency_ms") && !body.contains("stockbot_orders "),
+        "{body}"
+    );
     assert!(body.contains(r#"reason="non_base_unit"} 3"#), "{body}");
     assert!(body.contains(r#"reason="counter_suffix"} 3"#), "{body}");
     assert!(guard.flush(Duration::from_secs(10)));
-    let errors: Vec<_> = buf.lines().into_iter().filter(|m| m["log.logger"] == "stockbot_telemetry::metrics").collect();
-    assert_eq!(errors.len(), 2, "one error record per metric, not per sample: {errors:?}");
-    assert!(errors.iter().any(|m| m["message"].as_str().unwrap().contains("use base unit `_seconds`")), "{errors:?}");
+    let errors: Vec<_> = buf
+        .lines()
+        .into_iter()
+        .filter(|m| m["log.logger"] == "stockbot_telemetry::metrics")
+        .collect();
+    assert_eq!(
+        errors.len(),
+        2,
+        "one error record per metric, not per sample: {errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m["message"]
+            .as_str()
+            .unwrap()
+            .contains("use base unit `_seconds`")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -169,7 +248,10 @@ fn the_log_pipeline_reports_its_health_as_metrics() {
     c.pipeline.queue_capacity = 10;
     c.pipeline.audit_reserve = 0;
     let gate = common::Gate::default();
-    let (dispatch, guard) = TelemetryBuilder::new(c).with_writer("stuck", gate.clone()).build_dispatch().unwrap();
+    let (dispatch, guard) = TelemetryBuilder::new(c)
+        .with_writer("stuck", gate.clone())
+        .build_dispatch()
+        .unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
         for _ in 0..100 {
             tracing::info!(target: "metrics", "flood");
