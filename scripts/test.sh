@@ -7,6 +7,9 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "test dependencies (prometheus, promtool, pushgateway, alertmanager)"
+bash scripts/install-test-deps.sh
+
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --version && cargo clippy --version

@@ -37,6 +37,7 @@
 //!   installs the capture process-wide.
 
 mod metric_capture;
+pub mod prometheus;
 
 pub use metric_capture::{Metrics, Sample};
 
@@ -116,6 +117,7 @@ pub fn test_config() -> Config {
     config.log.file.enabled = false;
     config.log.filter = "trace".into();
     config.metrics.listen = String::new();
+    config.metrics.system.enabled = false;
     config.log.schema = SchemaMode::Strict;
     config.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new(
         "stockbot-telemetry-testing-key",

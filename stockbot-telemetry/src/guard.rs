@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::collect::filter::parse_filter;
 use crate::collect::metrics::MetricsRecorder;
+use crate::collect::system::SystemMetrics;
 use crate::error::Error;
 use crate::export::accounting::PipelineStats;
 use crate::export::pipeline::Pipeline;
@@ -32,6 +33,7 @@ pub(crate) struct MetricsParts {
     pub(crate) recorder: MetricsRecorder,
     pub(crate) render: RenderFn,
     pub(crate) server: Option<ScrapeServer>,
+    pub(crate) system: Option<SystemMetrics>,
 }
 
 impl std::fmt::Debug for MetricsParts {
@@ -46,6 +48,9 @@ impl MetricsParts {
     fn stop(&mut self) {
         if let Some(server) = &mut self.server {
             server.stop();
+        }
+        if let Some(system) = self.system.take() {
+            system.stop();
         }
     }
 }

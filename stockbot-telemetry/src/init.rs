@@ -12,6 +12,7 @@ use crate::collect::clock::{RecordClock, SimClock};
 use crate::collect::filter::{SharedFilter, parse_filter, to_log_level};
 use crate::collect::metrics::{MetricsRecorder, MetricsRegistry, RegistrySettings};
 use crate::collect::record::LogRecord;
+use crate::collect::system::{SystemMetrics, SystemMetricsSettings};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::export::accounting::Accounting;
@@ -434,10 +435,22 @@ fn build_metrics(
             )
         }
     };
+    let recorder = MetricsRecorder { registry };
+    let system = if m.system.enabled {
+        let settings = SystemMetricsSettings {
+            interval: m.system.interval,
+            namespace: m.namespace.clone(),
+        };
+        let started = SystemMetrics::start(settings, Arc::new(recorder.clone()));
+        Some(started.map_err(|source| ErrorKind::SpawnWorker { source })?)
+    } else {
+        None
+    };
     Ok(Some(MetricsParts {
-        recorder: MetricsRecorder { registry },
+        recorder,
         render,
         server,
+        system,
     }))
 }
 

@@ -7,6 +7,7 @@ mod layer;
 pub(crate) mod metrics;
 pub(crate) mod record;
 pub(crate) mod span;
+pub(crate) mod system;
 
 pub use layer::TelemetryLayer;
 pub(crate) use span::random_u64;
