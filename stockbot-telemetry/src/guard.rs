@@ -10,6 +10,7 @@ use crate::collect::system::SystemMetrics;
 use crate::error::Error;
 use crate::export::accounting::PipelineStats;
 use crate::export::pipeline::Pipeline;
+use crate::export::push::Pusher;
 use crate::export::scrape::{RenderFn, ScrapeServer};
 
 /// Keeps the telemetry pipeline running; shut it down explicitly at the end of `main`.
@@ -34,6 +35,7 @@ pub(crate) struct MetricsParts {
     pub(crate) render: RenderFn,
     pub(crate) server: Option<ScrapeServer>,
     pub(crate) system: Option<SystemMetrics>,
+    pub(crate) push: Option<Pusher>,
 }
 
 impl std::fmt::Debug for MetricsParts {
@@ -51,6 +53,9 @@ impl MetricsParts {
         }
         if let Some(system) = self.system.take() {
             system.stop();
+        }
+        if let Some(push) = &mut self.push {
+            push.stop();
         }
     }
 }

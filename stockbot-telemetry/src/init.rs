@@ -19,6 +19,7 @@ use crate::export::accounting::Accounting;
 use crate::export::batch::BatchLimits;
 use crate::export::exposition::{self, Extra};
 use crate::export::pipeline::Pipeline;
+use crate::export::push::{PushSettings, PushStats, Pusher};
 use crate::export::queue::{Queue, QueueLimits};
 use crate::export::scrape::{RenderFn, ScrapeServer};
 use crate::export::sink::WriterSink;
@@ -404,8 +405,10 @@ fn build_metrics(
     }
     let target_info =
         crate::collect::metrics::render_labels(info.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let push_stats = m.push.as_ref().map(|_| Arc::new(PushStats::default()));
     let render: RenderFn = {
         let (registry, pipeline) = (Arc::clone(&registry), Arc::clone(pipeline));
+        let push_stats = push_stats.clone();
         Arc::new(move || {
             registry.expire_idle(std::time::Instant::now());
             exposition::render(
@@ -414,6 +417,7 @@ fn build_metrics(
                     global_labels: global_labels.clone(),
                     target_info: Some(target_info.clone()),
                     logs: Some(pipeline.stats()),
+                    push: push_stats.clone(),
                 },
             )
         })
@@ -446,11 +450,27 @@ fn build_metrics(
     } else {
         None
     };
+    let push = match (&m.push, push_stats) {
+        (Some(p), Some(stats)) => {
+            let settings = PushSettings {
+                url: p.url.clone(),
+                job: p.job.clone(),
+                instance: p.instance.clone(),
+                interval: p.interval,
+                timeout: p.timeout,
+                delete_on_shutdown: p.delete_on_shutdown,
+            };
+            let started = Pusher::start(settings, Arc::clone(&render), stats);
+            Some(started.map_err(|source| ErrorKind::SpawnWorker { source })?)
+        }
+        _ => None,
+    };
     Ok(Some(MetricsParts {
         recorder,
         render,
         server,
         system,
+        push,
     }))
 }
 

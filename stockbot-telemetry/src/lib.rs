@@ -112,7 +112,8 @@ pub use collect::clock::SimClock;
 pub use collect::metrics::MetricsRecorder;
 pub use config::{
     Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, PipelineConfig,
-    RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, SystemMetricsConfig,
+    PushConfig, RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig,
+    SystemMetricsConfig,
 };
 pub use context::{spawn, spawn_thread};
 pub use error::{Error, ErrorKind};

@@ -65,6 +65,11 @@ fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
         "STOCKBOT_METRICS_NAMESPACE" => config.metrics.namespace = value.trim().to_owned(),
         "STOCKBOT_METRICS_MAX_SERIES" => config.metrics.max_series_per_metric = parse(key, value)?,
         "STOCKBOT_SYSTEM_METRICS" => config.metrics.system.enabled = parse_bool(key, value)?,
+        "STOCKBOT_PUSHGATEWAY_URL" => {
+            push(config).url = value.trim().to_owned();
+        }
+        "STOCKBOT_PUSH_JOB" => push(config).job = value.trim().to_owned(),
+        "STOCKBOT_PUSH_INSTANCE" => push(config).instance = Some(value.trim().to_owned()),
         "STOCKBOT_WORKER_CPUS" => {
             config.pipeline.worker_cpus = value
                 .split(',')
@@ -78,6 +83,13 @@ fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
         _ => {}
     }
     Ok(())
+}
+
+fn push(config: &mut Config) -> &mut crate::config::PushConfig {
+    config
+        .metrics
+        .push
+        .get_or_insert_with(|| crate::config::PushConfig::new("", ""))
 }
 
 fn parse<T: FromStr>(key: &str, value: &str) -> Result<T, Error>

@@ -436,6 +436,60 @@ pub struct MetricsConfig {
     pub buckets: BTreeMap<String, Vec<f64>>,
     /// Host and process metrics collected by a background thread.
     pub system: SystemMetricsConfig,
+    /// Push to a Prometheus Pushgateway — for batch jobs only; services are scraped.
+    pub push: Option<PushConfig>,
+}
+
+/// Pushgateway settings (batch jobs only).
+///
+/// The grouping key is `job`, plus `instance` only for jobs that run once per host. The whole
+/// exposition is PUT every `interval` and once more at shutdown; then the group is deleted
+/// (`delete_on_shutdown`), because the Pushgateway never forgets a group by itself and a
+/// finished job's last values would otherwise be scraped forever. Keep `interval` shorter than
+/// the job so Prometheus scrapes at least one push.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// `http://host:port` of the Pushgateway.
+    pub url: String,
+    /// Job name (grouping key).
+    pub job: String,
+    /// Instance (grouping key) — only for per-host jobs.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Push interval. Default 10 s.
+    #[serde(default = "PushConfig::default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Timeout of one request. Default 5 s.
+    #[serde(default = "PushConfig::default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Delete the group after the final push at shutdown. Default true.
+    #[serde(default = "PushConfig::default_delete")]
+    pub delete_on_shutdown: bool,
+}
+
+impl PushConfig {
+    fn default_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+    fn default_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    fn default_delete() -> bool {
+        true
+    }
+
+    /// Push to `url` as `job`, with the defaults.
+    pub fn new(url: impl Into<String>, job: impl Into<String>) -> Self {
+        PushConfig {
+            url: url.into(),
+            job: job.into(),
+            instance: None,
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+            delete_on_shutdown: Self::default_delete(),
+        }
+    }
 }
 
 impl Default for MetricsConfig {
@@ -452,6 +506,7 @@ impl Default for MetricsConfig {
             ],
             buckets: BTreeMap::new(),
             system: SystemMetricsConfig::default(),
+            push: None,
         }
     }
 }
@@ -564,6 +619,7 @@ impl Config {
     /// | `STOCKBOT_METRICS_NAMESPACE` | `metrics.namespace` |
     /// | `STOCKBOT_METRICS_MAX_SERIES` | `metrics.max_series_per_metric` |
     /// | `STOCKBOT_SYSTEM_METRICS` | `metrics.system.enabled` |
+    /// | `STOCKBOT_PUSHGATEWAY_URL`, `STOCKBOT_PUSH_JOB`, `STOCKBOT_PUSH_INSTANCE` | `metrics.push` (URL and job required together) |
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfig`] naming the variable and its value.

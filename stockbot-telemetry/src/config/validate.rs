@@ -215,6 +215,41 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
     if m.system.enabled {
         positive_duration("metrics.system.interval", m.system.interval)?;
     }
+    if let Some(p) = &m.push {
+        let rest = p.url.strip_prefix("http://");
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.trim_end_matches('/');
+            !host.is_empty() && !host.contains('/') && !host.contains('@')
+        });
+        if !host_ok {
+            return Err(Error::invalid(
+                "metrics.push.url",
+                &p.url,
+                "must be http://host:port of the Pushgateway (https is not supported for pushes yet)",
+            ));
+        }
+        grouping_value("metrics.push.job", &p.job)?;
+        if let Some(instance) = &p.instance {
+            grouping_value("metrics.push.instance", instance)?;
+        }
+        positive_duration("metrics.push.interval", p.interval)?;
+        positive_duration("metrics.push.timeout", p.timeout)?;
+    }
+    Ok(())
+}
+
+fn grouping_value(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty()
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(Error::invalid(
+            field,
+            value,
+            "must be non-empty letters, digits, '_', '-' or '.'",
+        ));
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod batch;
 pub(crate) mod encode;
 pub(crate) mod exposition;
 pub(crate) mod pipeline;
+pub(crate) mod push;
 pub(crate) mod queue;
 pub(crate) mod retry;
 pub(crate) mod scrape;
