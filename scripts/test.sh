@@ -17,11 +17,14 @@ cargo fmt --version && cargo clippy --version
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy -D warnings (workspace, all features)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "cargo clippy -D warnings (core, default features only)"
+cargo clippy -p stockbot-telemetry --lib --locked -- -D warnings
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 
 step "cargo test (unit, integration, doc tests)"
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked

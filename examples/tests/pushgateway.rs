@@ -88,7 +88,7 @@ fn a_batch_job_pushes_while_it_runs_and_its_group_is_deleted_at_the_end() {
         })
     });
     let rendered = guard.render_metrics().unwrap();
-    assert!(rendered.contains(r#"stockbot_telemetry_push_total{service="test-service",environment="dev",deployment_mode="live",result="ok"}"#), "{rendered}");
+    assert!(rendered.contains(r#"stockbot_telemetry_push_total{service="test-service",environment="dev",deployment_mode="live",target="pushgateway",result="ok"}"#), "{rendered}");
     let report = guard.shutdown(Duration::from_secs(10));
     assert!(report.completed);
     let body = get(&gateway.1, "/metrics").unwrap();

@@ -37,6 +37,7 @@
 //!   installs the capture process-wide.
 
 mod metric_capture;
+pub mod otlp;
 pub mod prometheus;
 
 pub use metric_capture::{Metrics, Sample};

@@ -35,7 +35,7 @@ pub(crate) struct MetricsParts {
     pub(crate) render: RenderFn,
     pub(crate) server: Option<ScrapeServer>,
     pub(crate) system: Option<SystemMetrics>,
-    pub(crate) push: Option<Pusher>,
+    pub(crate) pushers: Vec<Pusher>,
 }
 
 impl std::fmt::Debug for MetricsParts {
@@ -54,8 +54,8 @@ impl MetricsParts {
         if let Some(system) = self.system.take() {
             system.stop();
         }
-        if let Some(push) = &mut self.push {
-            push.stop();
+        for pusher in &mut self.pushers {
+            pusher.stop();
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::export::accounting::Accounting;
 use crate::export::batch::BatchLimits;
 use crate::export::exposition::{self, Extra};
 use crate::export::pipeline::Pipeline;
-use crate::export::push::{PushSettings, PushStats, Pusher};
+use crate::export::push::{PushSettings, PushStats, Pusher, PushgatewayJob};
 use crate::export::queue::{Queue, QueueLimits};
 use crate::export::scrape::{RenderFn, ScrapeServer};
 use crate::export::sink::WriterSink;
@@ -406,9 +406,15 @@ fn build_metrics(
     let target_info =
         crate::collect::metrics::render_labels(info.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let push_stats = m.push.as_ref().map(|_| Arc::new(PushStats::default()));
+    let otlp_stats = m.otlp.as_ref().map(|_| Arc::new(PushStats::default()));
+    let push_targets: Vec<(&'static str, Arc<PushStats>)> =
+        [("pushgateway", &push_stats), ("otlp", &otlp_stats)]
+            .into_iter()
+            .filter_map(|(name, stats)| Some((name, Arc::clone(stats.as_ref()?))))
+            .collect();
     let render: RenderFn = {
         let (registry, pipeline) = (Arc::clone(&registry), Arc::clone(pipeline));
-        let push_stats = push_stats.clone();
+        let push_targets = push_targets.clone();
         Arc::new(move || {
             registry.expire_idle(std::time::Instant::now());
             exposition::render(
@@ -417,7 +423,7 @@ fn build_metrics(
                     global_labels: global_labels.clone(),
                     target_info: Some(target_info.clone()),
                     logs: Some(pipeline.stats()),
-                    push: push_stats.clone(),
+                    push: push_targets.clone(),
                 },
             )
         })
@@ -460,17 +466,42 @@ fn build_metrics(
                 timeout: p.timeout,
                 delete_on_shutdown: p.delete_on_shutdown,
             };
-            let started = Pusher::start(settings, Arc::clone(&render), stats);
+            let (interval, timeout) = (settings.interval, settings.timeout);
+            let job = Box::new(PushgatewayJob {
+                settings,
+                render: Arc::clone(&render),
+            });
+            let started = Pusher::start("push", interval, timeout, job, stats);
             Some(started.map_err(|source| ErrorKind::SpawnWorker { source })?)
         }
         _ => None,
     };
+    #[cfg_attr(not(feature = "otlp-metrics"), allow(unused_mut))]
+    let mut pushers: Vec<Pusher> = push.into_iter().collect();
+    #[cfg(feature = "otlp-metrics")]
+    if let (Some(o), Some(stats)) = (&m.otlp, otlp_stats) {
+        use crate::export::otlp_metrics::{OtlpMetricsJob, now_unix_nanos, resource_attributes};
+        let job = Box::new(OtlpMetricsJob {
+            endpoint: o.endpoint.clone(),
+            headers: o
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            registry: Arc::clone(&recorder.registry),
+            resource: resource_attributes(config, host_name),
+            start_unix_nanos: now_unix_nanos(),
+            stats: Arc::clone(&stats),
+        });
+        let started = Pusher::start("otlp-metrics", o.interval, o.timeout, job, stats);
+        pushers.push(started.map_err(|source| ErrorKind::SpawnWorker { source })?);
+    }
     Ok(Some(MetricsParts {
         recorder,
         render,
         server,
         system,
-        push,
+        pushers,
     }))
 }
 

@@ -111,8 +111,8 @@ pub use collect::TelemetryLayer;
 pub use collect::clock::SimClock;
 pub use collect::metrics::MetricsRecorder;
 pub use config::{
-    Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, PipelineConfig,
-    PushConfig, RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig,
+    Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, OtlpMetricsConfig,
+    PipelineConfig, PushConfig, RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig,
     SystemMetricsConfig,
 };
 pub use context::{spawn, spawn_thread};

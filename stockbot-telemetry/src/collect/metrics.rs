@@ -184,6 +184,8 @@ pub(crate) struct Series {
     pub(crate) family: Arc<Family>,
     /// `k="v",k2="v2"` (escaped), empty without labels.
     pub(crate) labels: String,
+    /// The same labels as pairs (for OTLP).
+    pub(crate) pairs: Arc<[(String, String)]>,
     last_activity: AtomicU64,
     last_change: Mutex<Instant>,
 }
@@ -473,12 +475,17 @@ impl MetricsRegistry {
         family.series.fetch_add(1, Relaxed);
         let cell = self.new_cell(&family);
         let labels = render_labels(key.labels().map(|l| (l.key(), l.value())));
+        let pairs = key
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
         shard.insert(
             key,
             Arc::new(Series {
                 cell: cell.clone(),
                 family,
                 labels,
+                pairs,
                 last_activity: AtomicU64::new(0),
                 last_change: Mutex::new(Instant::now()),
             }),
@@ -520,6 +527,7 @@ impl MetricsRegistry {
             out.extend(shard.values().map(|s| SeriesView {
                 family: Arc::clone(&s.family),
                 labels: s.labels.clone(),
+                pairs: Arc::clone(&s.pairs),
                 cell: s.cell.clone(),
             }));
         }
@@ -538,6 +546,7 @@ impl MetricsRegistry {
                 out.push(SeriesView {
                     family: Arc::clone(family),
                     labels: format!("{OVERFLOW_LABEL}=\"true\""),
+                    pairs: Arc::new([(OVERFLOW_LABEL.to_owned(), "true".to_owned())]),
                     cell,
                 });
             }
@@ -600,6 +609,11 @@ impl MetricsRegistry {
 pub(crate) struct SeriesView {
     pub(crate) family: Arc<Family>,
     pub(crate) labels: String,
+    #[cfg_attr(
+        not(feature = "otlp-metrics"),
+        expect(dead_code, reason = "read by the OTLP encoder")
+    )]
+    pub(crate) pairs: Arc<[(String, String)]>,
     pub(crate) cell: Cell,
 }
 
@@ -778,6 +792,41 @@ mod tests {
         assert_eq!(counts, vec![2, 1, 0, 0, 2]);
         assert_eq!(cell.count.load(Relaxed), 5);
         assert_eq!(r.registry.stats.invalid_values.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn counters_never_go_down_and_infinities_land_in_the_outer_buckets() {
+        let r = registry(10);
+        let (c, h) = metrics::with_local_recorder(&r, || {
+            (
+                metrics::counter!("stockbot_seq_total"),
+                metrics::histogram!("stockbot_skew_seconds"),
+            )
+        });
+        // The facade has no negative increment (u64); a smaller absolute value is ignored.
+        c.absolute(10);
+        c.absolute(3);
+        c.increment(1);
+        h.record(f64::NEG_INFINITY);
+        h.record(f64::INFINITY);
+        let snap = r.registry.snapshot();
+        let counter = snap
+            .iter()
+            .find(|s| s.family.name == "stockbot_seq_total")
+            .unwrap();
+        let Cell::Counter(cell) = &counter.cell else {
+            panic!()
+        };
+        assert_eq!(cell.value.load(Relaxed), 11);
+        let hist = snap
+            .iter()
+            .find(|s| s.family.name == "stockbot_skew_seconds")
+            .unwrap();
+        let Cell::Histogram(cell) = &hist.cell else {
+            panic!()
+        };
+        assert_eq!(cell.buckets.first().unwrap().load(Relaxed), 1);
+        assert_eq!(cell.buckets.last().unwrap().load(Relaxed), 1);
     }
 
     #[test]

@@ -13,6 +13,7 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    let mut otel: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut otel_service_name = None;
     let mut rust_log = None;
     let mut stockbot_log = None;
@@ -26,6 +27,9 @@ where
             "RUST_LOG" => rust_log = Some(value.to_owned()),
             "STOCKBOT_LOG" => stockbot_log = Some(value.to_owned()),
             k if k.starts_with("STOCKBOT_") => rest.push((k.to_owned(), value.to_owned())),
+            k if k.starts_with("OTEL_") => {
+                otel.insert(k.to_owned(), value.to_owned());
+            }
             _ => {}
         }
     }
@@ -39,8 +43,84 @@ where
     if let Some(filter) = stockbot_log.or(rust_log).filter(|f| !f.is_empty()) {
         config.log.filter = filter;
     }
+    apply_otel_metrics(config, &otel)?;
     for (key, value) in rest {
         apply_one(config, &key, &value)?;
+    }
+    Ok(())
+}
+
+/// `OTEL_METRICS_EXPORTER` and the OTLP exporter variables, signal-specific ones first.
+fn apply_otel_metrics(
+    config: &mut Config,
+    otel: &std::collections::HashMap<String, String>,
+) -> Result<(), Error> {
+    fn get<'a>(
+        otel: &'a std::collections::HashMap<String, String>,
+        specific: &'static str,
+        generic: &'static str,
+    ) -> Option<(&'static str, &'a str)> {
+        otel.get(specific)
+            .map(|v| (specific, v.as_str()))
+            .or_else(|| otel.get(generic).map(|v| (generic, v.as_str())))
+            .filter(|(_, v)| !v.trim().is_empty())
+    }
+    match otel.get("OTEL_METRICS_EXPORTER").map(|v| v.trim()) {
+        None | Some("") | Some("prometheus") => {}
+        Some("none") => {
+            config.metrics.listen = String::new();
+            config.metrics.otlp = None;
+        }
+        Some("otlp") => {
+            let o = config.metrics.otlp.get_or_insert_with(Default::default);
+            if let Some(endpoint) = otel
+                .get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+                .filter(|v| !v.trim().is_empty())
+            {
+                o.endpoint = endpoint.trim().to_owned();
+            } else if let Some(base) = otel
+                .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .filter(|v| !v.trim().is_empty())
+            {
+                o.endpoint = format!("{}/v1/metrics", base.trim().trim_end_matches('/'));
+            }
+            if let Some((key, headers)) = get(
+                otel,
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ) {
+                for pair in headers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let Some((k, v)) = pair.split_once('=') else {
+                        // Never echo header values: they are usually credentials.
+                        return Err(Error::invalid(
+                            key,
+                            "<redacted>",
+                            "entries must be key=value",
+                        ));
+                    };
+                    let v = percent_decode(v.trim())
+                        .ok_or_else(|| Error::invalid(key, "<redacted>", "bad percent-encoding"))?;
+                    o.headers.insert(k.trim().to_owned(), Secret::new(v));
+                }
+            }
+            if let Some((key, ms)) = get(
+                otel,
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ) {
+                o.timeout = Duration::from_millis(parse(key, ms)?);
+            }
+            if let Some(ms) = otel.get("OTEL_METRIC_EXPORT_INTERVAL") {
+                o.interval = Duration::from_millis(parse("OTEL_METRIC_EXPORT_INTERVAL", ms)?);
+            }
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "OTEL_METRICS_EXPORTER",
+                other,
+                "expected otlp, prometheus or none",
+            ));
+        }
     }
     Ok(())
 }

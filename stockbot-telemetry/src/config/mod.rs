@@ -438,6 +438,57 @@ pub struct MetricsConfig {
     pub system: SystemMetricsConfig,
     /// Push to a Prometheus Pushgateway — for batch jobs only; services are scraped.
     pub push: Option<PushConfig>,
+    /// Push OTLP metrics to an OpenTelemetry Collector (fleets that do not scrape). Needs the
+    /// `otlp-metrics` feature.
+    pub otlp: Option<OtlpMetricsConfig>,
+}
+
+/// OTLP/HTTP metrics push (protobuf, cumulative temporality).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpMetricsConfig {
+    /// Full URL of the Collector's metrics endpoint. Default
+    /// `http://localhost:4318/v1/metrics`.
+    #[serde(default = "OtlpMetricsConfig::default_endpoint")]
+    pub endpoint: String,
+    /// Export interval. Default 60 s (`OTEL_METRIC_EXPORT_INTERVAL`).
+    #[serde(
+        default = "OtlpMetricsConfig::default_interval",
+        with = "humantime_serde"
+    )]
+    pub interval: Duration,
+    /// Timeout of one export. Default 10 s.
+    #[serde(
+        default = "OtlpMetricsConfig::default_timeout",
+        with = "humantime_serde"
+    )]
+    pub timeout: Duration,
+    /// Extra request headers (e.g. an API key); kept as secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+}
+
+impl OtlpMetricsConfig {
+    fn default_endpoint() -> String {
+        "http://localhost:4318/v1/metrics".into()
+    }
+    fn default_interval() -> Duration {
+        Duration::from_secs(60)
+    }
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+impl Default for OtlpMetricsConfig {
+    fn default() -> Self {
+        OtlpMetricsConfig {
+            endpoint: Self::default_endpoint(),
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+            headers: BTreeMap::new(),
+        }
+    }
 }
 
 /// Pushgateway settings (batch jobs only).
@@ -507,6 +558,7 @@ impl Default for MetricsConfig {
             buckets: BTreeMap::new(),
             system: SystemMetricsConfig::default(),
             push: None,
+            otlp: None,
         }
     }
 }
@@ -620,6 +672,11 @@ impl Config {
     /// | `STOCKBOT_METRICS_MAX_SERIES` | `metrics.max_series_per_metric` |
     /// | `STOCKBOT_SYSTEM_METRICS` | `metrics.system.enabled` |
     /// | `STOCKBOT_PUSHGATEWAY_URL`, `STOCKBOT_PUSH_JOB`, `STOCKBOT_PUSH_INSTANCE` | `metrics.push` (URL and job required together) |
+    /// | `OTEL_METRICS_EXPORTER` | `otlp` turns on `metrics.otlp`; `none` turns off the scrape endpoint; `prometheus` (default) keeps it |
+    /// | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/metrics`) | `metrics.otlp.endpoint` |
+    /// | `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS` | `metrics.otlp.headers` |
+    /// | `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | `metrics.otlp.timeout` |
+    /// | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | `metrics.otlp.interval` |
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfig`] naming the variable and its value.

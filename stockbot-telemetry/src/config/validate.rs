@@ -215,6 +215,24 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
     if m.system.enabled {
         positive_duration("metrics.system.interval", m.system.interval)?;
     }
+    if let Some(o) = &m.otlp {
+        if cfg!(not(feature = "otlp-metrics")) {
+            return Err(Error::invalid(
+                "metrics.otlp",
+                &o.endpoint,
+                "this build has no OTLP metrics: enable the `otlp-metrics` feature of stockbot-telemetry",
+            ));
+        }
+        if !o.endpoint.starts_with("http://") || o.endpoint.len() <= "http://".len() {
+            return Err(Error::invalid(
+                "metrics.otlp.endpoint",
+                &o.endpoint,
+                "must be an http:// URL of the Collector's /v1/metrics (https comes with the OTLP transport)",
+            ));
+        }
+        positive_duration("metrics.otlp.interval", o.interval)?;
+        positive_duration("metrics.otlp.timeout", o.timeout)?;
+    }
     if let Some(p) = &m.push {
         let rest = p.url.strip_prefix("http://");
         let host_ok = rest.is_some_and(|r| {

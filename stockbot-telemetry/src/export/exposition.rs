@@ -19,8 +19,8 @@ pub(crate) struct Extra {
     pub(crate) target_info: Option<String>,
     /// The log pipeline's counters, exported as self-metrics.
     pub(crate) logs: Option<PipelineStats>,
-    /// Pushgateway outcomes, when pushing.
-    pub(crate) push: Option<std::sync::Arc<crate::export::push::PushStats>>,
+    /// Push outcomes per target (`pushgateway`, `otlp`).
+    pub(crate) push: Vec<(&'static str, std::sync::Arc<crate::export::push::PushStats>)>,
 }
 
 fn fmt_f64(out: &mut String, v: f64) {
@@ -272,18 +272,25 @@ fn render_self(out: &mut String, registry: &MetricsRegistry, extra: &Extra) {
         [(String::new(), registry.stats.expired.load(Relaxed))],
     );
 
-    if let Some(push) = &extra.push {
-        counter_family(
-            out,
-            global,
-            "stockbot_telemetry_push_total",
-            "Pushes to the Pushgateway, by result",
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_push_total",
+        "Metric pushes, by target (pushgateway, otlp) and result (ok; error: retried; rejected: refused or partially accepted)",
+        extra.push.iter().flat_map(|(target, p)| {
             [
-                (label("result", "ok"), push.ok.load(Relaxed)),
-                (label("result", "error"), push.failed.load(Relaxed)),
-            ],
-        );
-    }
+                ("ok", &p.ok),
+                ("error", &p.failed),
+                ("rejected", &p.rejected),
+            ]
+            .map(|(result, n)| {
+                (
+                    format!("{},{}", label("target", target), label("result", result)),
+                    n.load(Relaxed),
+                )
+            })
+        }),
+    );
     let Some(logs) = &extra.logs else { return };
     let sig = label("signal", "logs");
     counter_family(

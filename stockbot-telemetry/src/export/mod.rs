@@ -5,6 +5,8 @@ pub(crate) mod accounting;
 pub(crate) mod batch;
 pub(crate) mod encode;
 pub(crate) mod exposition;
+#[cfg(feature = "otlp-metrics")]
+pub(crate) mod otlp_metrics;
 pub(crate) mod pipeline;
 pub(crate) mod push;
 pub(crate) mod queue;

@@ -1,8 +1,9 @@
-//! Push to a Prometheus Pushgateway — for batch jobs only (a service that runs continuously is
-//! scraped). A background thread PUTs the whole exposition to the job's group on an interval,
-//! pushes once more at shutdown and then deletes the group, because the Pushgateway never
-//! forgets a group on its own. Failures are counted and retried with the shared backoff
-//! policy; nothing here ever runs on a caller's thread.
+//! Periodic pushes, on a background thread: to a Prometheus Pushgateway (batch jobs only — a
+//! service that runs continuously is scraped: the whole exposition is PUT to the job's group on
+//! an interval, once more at shutdown, and then the group is deleted, because the Pushgateway
+//! never forgets a group on its own) and, with the `otlp-metrics` feature, OTLP metrics to a
+//! Collector. Failures are counted and retried with the shared backoff policy; nothing here
+//! ever runs on a caller's thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -42,15 +43,77 @@ impl PushSettings {
     }
 }
 
-/// Outcome counters (exported as `stockbot_telemetry_push_total{result}`).
+/// Outcome counters (exported as `stockbot_telemetry_push_total{target,result}`).
 #[derive(Debug, Default)]
 pub(crate) struct PushStats {
     pub(crate) ok: AtomicU64,
+    /// Failed and retried with backoff (connection errors, timeouts, 429/502/503/504).
     pub(crate) failed: AtomicU64,
-    pub(crate) deleted: AtomicU64,
+    /// Refused by the receiver (other 4xx/5xx): not retried, counted.
+    pub(crate) rejected: AtomicU64,
 }
 
-/// The running pusher.
+/// What one push achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    /// Retry after the backoff (or the server's `Retry-After`).
+    Retry(Option<Duration>),
+    /// Not retryable: wait for the next interval.
+    Rejected,
+}
+
+/// Classifies an HTTP answer: 2xx ok; 429, 502, 503, 504 retryable (OTLP's list; `Retry-After`
+/// honoured); anything else refused.
+pub(crate) fn classify(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Outcome {
+    match response {
+        Ok(r) if r.status().is_success() => Outcome::Ok,
+        Ok(r) => match r.status().as_u16() {
+            429 | 502 | 503 | 504 => Outcome::Retry(
+                r.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            ),
+            _ => Outcome::Rejected,
+        },
+        Err(_) => Outcome::Retry(None),
+    }
+}
+
+/// One destination of periodic pushes.
+pub(crate) trait PushJob: Send + 'static {
+    /// Sends the current state once.
+    fn push(&mut self, agent: &ureq::Agent) -> Outcome;
+    /// After the final push at shutdown (e.g. delete the Pushgateway group).
+    fn finish(&mut self, _agent: &ureq::Agent) {}
+}
+
+/// The Pushgateway: PUT the exposition to the job's group; delete the group at the end.
+pub(crate) struct PushgatewayJob {
+    pub(crate) settings: PushSettings,
+    pub(crate) render: RenderFn,
+}
+
+impl PushJob for PushgatewayJob {
+    fn push(&mut self, agent: &ureq::Agent) -> Outcome {
+        classify(
+            agent
+                .put(&self.settings.group_url())
+                .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                .send((self.render)()),
+        )
+    }
+
+    fn finish(&mut self, agent: &ureq::Agent) {
+        if self.settings.delete_on_shutdown {
+            let _ = agent.delete(&self.settings.group_url()).call();
+        }
+    }
+}
+
+/// A running pusher thread.
 #[derive(Debug)]
 pub(crate) struct Pusher {
     stop: Option<mpsc::Sender<()>>,
@@ -58,56 +121,38 @@ pub(crate) struct Pusher {
     timeout: Duration,
 }
 
-enum Outcome {
-    Ok,
-    Retry(Option<Duration>),
-}
-
-fn put(agent: &ureq::Agent, url: &str, body: String) -> Outcome {
-    let response = agent
-        .put(url)
-        .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        .send(body);
-    match response {
-        Ok(r) if r.status().is_success() => Outcome::Ok,
-        Ok(r) => {
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            Outcome::Retry(retry_after)
-        }
-        Err(_) => Outcome::Retry(None),
-    }
-}
-
 impl Pusher {
+    /// Pushes every `interval` on a thread named `stockbot-telemetry-<name>`; failures back off
+    /// with the shared retry policy (never faster than 200 ms, never slower than `interval`).
     pub(crate) fn start(
-        settings: PushSettings,
-        render: RenderFn,
+        name: &str,
+        interval: Duration,
+        timeout: Duration,
+        mut job: Box<dyn PushJob>,
         stats: Arc<PushStats>,
     ) -> std::io::Result<Self> {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let thread_stats = stats;
-        let timeout = settings.timeout;
         let thread = std::thread::Builder::new()
-            .name("stockbot-telemetry-push".into())
+            .name(format!("stockbot-telemetry-{name}"))
             .spawn(move || {
                 // Our HTTP client's own logs never come back into the pipeline.
                 let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
                 let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(settings.timeout))
+                    .timeout_global(Some(timeout))
                     .http_status_as_error(false)
                     .build()
                     .into();
-                let url = settings.group_url();
+                let floor = Duration::from_millis(200);
                 let mut backoff = Backoff::new(RetryPolicy {
-                    initial: Duration::from_millis(200),
-                    max: settings.interval.max(Duration::from_millis(200)),
+                    initial: floor,
+                    max: interval.max(floor),
                     ..RetryPolicy::default()
                 });
+                let count = |outcome: Outcome| match outcome {
+                    Outcome::Ok => stats.ok.fetch_add(1, Relaxed),
+                    Outcome::Retry(_) => stats.failed.fetch_add(1, Relaxed),
+                    Outcome::Rejected => stats.rejected.fetch_add(1, Relaxed),
+                };
                 let mut next = Instant::now();
                 loop {
                     let wait = next.saturating_duration_since(Instant::now());
@@ -116,34 +161,24 @@ impl Pusher {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                     }
                     let now = Instant::now();
-                    match put(&agent, &url, render()) {
-                        Outcome::Ok => {
-                            thread_stats.ok.fetch_add(1, Relaxed);
+                    let outcome = job.push(&agent);
+                    count(outcome);
+                    next = match outcome {
+                        // A server's Retry-After is obeyed (capped by the policy at 60 s); our
+                        // own backoff never waits longer than the interval.
+                        Outcome::Retry(Some(after)) => now + backoff.failed(now, Some(after)),
+                        Outcome::Retry(None) => {
+                            now + backoff.failed(now, None).min(interval.max(floor))
+                        }
+                        _ => {
                             backoff.succeeded();
-                            next = now + settings.interval;
+                            now + interval
                         }
-                        Outcome::Retry(after) => {
-                            thread_stats.failed.fetch_add(1, Relaxed);
-                            next = now
-                                + backoff
-                                    .failed(now, after)
-                                    .min(settings.interval.max(Duration::from_millis(200)));
-                        }
-                    }
+                    };
                 }
-                // Final push, then forget the group (the Pushgateway never does by itself).
-                match put(&agent, &url, render()) {
-                    Outcome::Ok => thread_stats.ok.fetch_add(1, Relaxed),
-                    Outcome::Retry(_) => thread_stats.failed.fetch_add(1, Relaxed),
-                };
-                if settings.delete_on_shutdown
-                    && agent
-                        .delete(&url)
-                        .call()
-                        .is_ok_and(|r| r.status().is_success())
-                {
-                    thread_stats.deleted.fetch_add(1, Relaxed);
-                }
+                // The final state, then whatever ends the job.
+                count(job.push(&agent));
+                job.finish(&agent);
             })?;
         Ok(Pusher {
             stop: Some(stop_tx),
@@ -152,8 +187,8 @@ impl Pusher {
         })
     }
 
-    /// Asks for the final push and delete, and waits for them (at most twice the request
-    /// timeout plus a second; past that the thread finishes on its own).
+    /// Asks for the final push and waits for it (at most twice the request timeout plus a
+    /// second; past that the thread finishes on its own).
     pub(crate) fn stop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
@@ -215,12 +250,10 @@ mod tests {
             delete_on_shutdown: true,
         };
         let stats = Arc::new(PushStats::default());
-        let mut pusher = Pusher::start(
-            settings,
-            Arc::new(|| "# nothing\n".to_owned()),
-            Arc::clone(&stats),
-        )
-        .unwrap();
+        let (interval, timeout) = (settings.interval, settings.timeout);
+        let render: RenderFn = Arc::new(|| "# nothing\n".to_owned());
+        let job = Box::new(PushgatewayJob { settings, render });
+        let mut pusher = Pusher::start("push", interval, timeout, job, Arc::clone(&stats)).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let start = Instant::now();
         pusher.stop();
