@@ -78,6 +78,39 @@
 //! ([`PipelineStats::accounted_for`]); at most one warning record per drop reason every 10 s
 //! says what was lost. [`TelemetryGuard::shutdown`] flushes within a deadline and reports.
 //!
+//! ## Metrics
+//!
+//! [`init`] also installs a [`MetricsRecorder`] for the `metrics` facade: names are checked
+//! against the naming rules (`stockbot_` namespace, base units, `_total` on counters), id
+//! labels are stripped, each metric is capped in label sets (extra ones go to an
+//! `otel_metric_overflow="true"` series), and everything is served on a loopback Prometheus
+//! endpoint (`metrics.listen`, default `127.0.0.1:9464`) with the SDK's own health metrics.
+//! The business metrics of trading have a typed API in [`trading`]. Batch jobs can push to a
+//! Pushgateway ([`PushConfig`]); fleets that do not scrape can push OTLP ([`OtlpMetricsConfig`],
+//! feature `otlp-metrics`).
+//!
+//! ```
+//! let capture = stockbot_telemetry::TelemetryBuilder::new({
+//!     let mut c = stockbot_telemetry::Config::for_service("risk");
+//!     c.log.stdout = false;
+//!     c.log.file.enabled = false;
+//!     c.metrics.listen = String::new(); // no endpoint in this example
+//!     c.metrics.system.enabled = false;
+//!     c
+//! })
+//! .with_writer("null", std::io::sink())
+//! .build();
+//! let (_layer, guard) = capture.unwrap();
+//! let recorder = guard.metrics_recorder().unwrap();
+//! metrics::with_local_recorder(&recorder, || {
+//!     stockbot_telemetry::trading::order_submitted("XNAS", "mean-revert");
+//!     metrics::counter!("stockbot_orders", "cl_ord_id" => "C-1").increment(1); // refused: no `_total`
+//! });
+//! let text = guard.render_metrics().unwrap();
+//! assert!(text.contains("stockbot_orders_submitted_total{service=\"risk\""));
+//! assert!(!text.contains("stockbot_orders{"));
+//! ```
+//!
 //! ## Composing your own subscriber
 //!
 //! [`TelemetryBuilder::build`] gives the [`TelemetryLayer`] and the guard without setting any
@@ -91,7 +124,10 @@
 //!
 //! ## Feature flags
 //!
-//! None yet: logs, the stdout and file sinks, redaction and the `log` bridge are always on.
+//! * `otlp-metrics` (off): push metrics to an OpenTelemetry Collector over OTLP/HTTP.
+//!
+//! Logs, the stdout and file sinks, redaction, the `log` bridge, the metrics recorder, the
+//! scrape endpoint, system metrics and the Pushgateway push are always on.
 //!
 //! ## Supported Rust versions
 //!
