@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::collect::filter::SharedFilter;
 use crate::collect::filter::parse_filter;
 use crate::collect::metrics::MetricsRecorder;
+use crate::collect::record::LogRecord;
 use crate::collect::system::SystemMetrics;
 use crate::error::Error;
 use crate::export::accounting::PipelineStats;
@@ -22,7 +24,8 @@ use crate::export::scrape::{RenderFn, ScrapeServer};
 #[derive(Debug)]
 #[must_use = "dropping the guard shuts telemetry down"]
 pub struct TelemetryGuard {
-    pipeline: Arc<Pipeline>,
+    pipeline: Arc<Pipeline<LogRecord>>,
+    filter: SharedFilter,
     drop_timeout: Duration,
     log_file: Option<PathBuf>,
     metrics: Option<MetricsParts>,
@@ -123,13 +126,15 @@ impl std::fmt::Display for ShutdownReport {
 
 impl TelemetryGuard {
     pub(crate) fn new(
-        pipeline: Arc<Pipeline>,
+        pipeline: Arc<Pipeline<LogRecord>>,
+        filter: SharedFilter,
         drop_timeout: Duration,
         log_file: Option<PathBuf>,
         metrics: Option<MetricsParts>,
     ) -> Self {
         TelemetryGuard {
             pipeline,
+            filter,
             drop_timeout,
             log_file,
             metrics,
@@ -179,16 +184,16 @@ impl TelemetryGuard {
                 directives: directives.to_owned(),
                 reason,
             })?;
-        self.pipeline.filter.replace(targets);
+        self.filter.replace(targets);
         Ok(())
     }
 
     pub(crate) fn max_level(&self) -> tracing_core::LevelFilter {
-        self.pipeline.filter.max_level()
+        self.filter.max_level()
     }
 
     pub(crate) fn mark_global(&self) {
-        self.pipeline.filter.drive_log_max_level();
+        self.filter.drive_log_max_level();
     }
 
     /// Path of the active rolling log file, when the file sink is on.

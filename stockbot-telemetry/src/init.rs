@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_core::Level;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::collect::TelemetryLayer;
 use crate::collect::clock::{RecordClock, SimClock};
 use crate::collect::filter::{SharedFilter, parse_filter, to_log_level};
 use crate::collect::metrics::{MetricsRecorder, MetricsRegistry, RegistrySettings};
 use crate::collect::record::LogRecord;
 use crate::collect::system::{SystemMetrics, SystemMetricsSettings};
+use crate::collect::{LogCollector, TelemetryLayer};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::export::accounting::Accounting;
@@ -208,15 +208,18 @@ impl TelemetryBuilder {
                 wake_at: p.batch_max_records.min(p.queue_capacity),
             }),
             acct,
-            Arc::clone(&clock),
-            SharedFilter::new(targets),
-            Sampler::new(config.log.sampling.clone()),
-            config.log.max_field_bytes,
             p.flush_interval,
         ));
+        let logs = Arc::new(LogCollector {
+            clock: Arc::clone(&clock),
+            filter: SharedFilter::new(targets),
+            sampler: Sampler::new(config.log.sampling.clone()),
+            max_field_bytes: config.log.max_field_bytes,
+        });
         let processor = Processor::new(&config, &host_name, &key, Arc::clone(&clock));
         let worker = Worker::new(
             Arc::clone(&pipeline),
+            Arc::clone(&clock),
             sinks,
             processor,
             BatchLimits {
@@ -239,6 +242,7 @@ impl TelemetryBuilder {
             .map(|s| format!("http://{}/metrics", s.addr()));
         let guard = TelemetryGuard::new(
             Arc::clone(&pipeline),
+            logs.filter.clone(),
             p.drop_flush_timeout,
             log_file.clone(),
             metrics,
@@ -278,7 +282,7 @@ impl TelemetryBuilder {
                 "no log.redaction.pseudonym_key configured: account pseudonyms are only stable within this process".into(),
             ));
         }
-        Ok((TelemetryLayer { pipeline }, guard))
+        Ok((TelemetryLayer { pipeline, logs }, guard))
     }
 
     /// [`build`](Self::build), wrapped in a `tracing::Dispatch` (registry + our layer) for
@@ -349,7 +353,7 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
 fn build_metrics(
     config: &Config,
     host_name: &str,
-    pipeline: &Arc<Pipeline>,
+    pipeline: &Arc<Pipeline<LogRecord>>,
 ) -> Result<Option<MetricsParts>, Error> {
     let m = &config.metrics;
     if !m.enabled {
@@ -505,7 +509,11 @@ fn build_metrics(
     }))
 }
 
-fn spawn_worker(worker: Worker, cpus: &[usize], pipeline: Arc<Pipeline>) -> Result<(), Error> {
+fn spawn_worker(
+    worker: Worker,
+    cpus: &[usize],
+    pipeline: Arc<Pipeline<LogRecord>>,
+) -> Result<(), Error> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(), String>>(1);
     let wanted = format!("{cpus:?}");
     let cpus = cpus.to_vec();

@@ -128,6 +128,13 @@ fn the_scrape_endpoint_serves_text_0_0_4_on_loopback() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let report = guard.shutdown(Duration::from_secs(10));
     assert!(report.completed);
+    // The listener closes asynchronously (tiny_http's accept thread); allow it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
         "endpoint stopped"

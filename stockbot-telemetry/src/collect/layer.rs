@@ -25,7 +25,17 @@ use crate::process::sample::Decision;
 /// trace and span ids to spans, and hands events to the background worker.
 #[derive(Debug, Clone)]
 pub struct TelemetryLayer {
-    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) pipeline: Arc<Pipeline<LogRecord>>,
+    pub(crate) logs: Arc<LogCollector>,
+}
+
+/// What capturing a log event needs besides the pipeline.
+#[derive(Debug)]
+pub(crate) struct LogCollector {
+    pub(crate) clock: Arc<crate::collect::clock::RecordClock>,
+    pub(crate) filter: crate::collect::filter::SharedFilter,
+    pub(crate) sampler: crate::process::sample::Sampler,
+    pub(crate) max_field_bytes: usize,
 }
 
 thread_local! {
@@ -34,7 +44,7 @@ thread_local! {
 
 impl TelemetryLayer {
     fn capture(&self, event: &Event<'_>, span: Option<Arc<SpanContext>>) {
-        let p = &*self.pipeline;
+        let (p, c) = (&*self.pipeline, &*self.logs);
         let meta = event.metadata();
         // Records of the `log` crate all share tracing-log's few call sites: use the real
         // target and location for sampling and per-call-site diagnostics.
@@ -50,9 +60,9 @@ impl TelemetryLayer {
         };
         let span_audit = span.as_ref().is_some_and(|s| s.audit);
         let mut sampled_away = 0;
-        if p.sampler.is_active() && !span_audit {
+        if c.sampler.is_active() && !span_audit {
             let declares_audit = !bridged && meta.fields().field("audit").is_some();
-            match p
+            match c
                 .sampler
                 .decide(target, site, declares_audit, Instant::now())
             {
@@ -65,7 +75,7 @@ impl TelemetryLayer {
                 }
             }
         }
-        let mut rec = LogRecord::new(p.clock.stamp(), meta);
+        let mut rec = LogRecord::new(c.clock.stamp(), meta);
         rec.sampled_away = sampled_away;
         rec.callsite = site;
         if let Some(normalized) = &normalized {
@@ -75,7 +85,7 @@ impl TelemetryLayer {
         }
         event.record(&mut EventVisitor {
             record: &mut rec,
-            limit: p.max_field_bytes,
+            limit: c.max_field_bytes,
             bridged,
         });
         if let Some(span) = span {
@@ -104,7 +114,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.pipeline.filter.enabled(meta) {
+        if self.logs.filter.enabled(meta) {
             Interest::always()
         } else {
             Interest::never()
@@ -112,11 +122,11 @@ where
     }
 
     fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        self.pipeline.filter.enabled(meta)
+        self.logs.filter.enabled(meta)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(self.pipeline.filter.max_level())
+        Some(self.logs.filter.max_level())
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -127,7 +137,7 @@ where
         let mut sc = SpanContext::new(attrs.metadata().name(), parent.as_deref());
         attrs.record(&mut SpanVisitor {
             ctx: &mut sc,
-            limit: self.pipeline.max_field_bytes,
+            limit: self.logs.max_field_bytes,
         });
         let mut ext = span.extensions_mut();
         // Another TelemetryLayer in the same registry may have set it already: share it.
@@ -143,7 +153,7 @@ where
             let mut sc = (**current).clone();
             values.record(&mut SpanVisitor {
                 ctx: &mut sc,
-                limit: self.pipeline.max_field_bytes,
+                limit: self.logs.max_field_bytes,
             });
             *current = sc.shared();
         }

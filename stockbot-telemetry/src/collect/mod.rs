@@ -9,5 +9,6 @@ pub(crate) mod record;
 pub(crate) mod span;
 pub(crate) mod system;
 
+pub(crate) use layer::LogCollector;
 pub use layer::TelemetryLayer;
 pub(crate) use span::random_u64;

@@ -56,6 +56,15 @@ pub(crate) struct LogRecord {
     pub(crate) callsite: usize,
 }
 
+impl crate::export::pipeline::Item for LogRecord {
+    fn size_bytes(&self) -> usize {
+        LogRecord::size_bytes(self)
+    }
+    fn is_audit(&self) -> bool {
+        LogRecord::is_audit(self)
+    }
+}
+
 impl LogRecord {
     pub(crate) fn new(stamp: u64, meta: &'static Metadata<'static>) -> Self {
         LogRecord {

@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 
 use super::accounting::{Accounting, DropReason, PipelineStats};
 use super::queue::Queue;
-use crate::collect::clock::RecordClock;
-use crate::collect::filter::SharedFilter;
-use crate::collect::record::LogRecord;
-use crate::process::sample::Sampler;
+
+/// What a pipeline carries: log records, span records.
+pub(crate) trait Item: Send + 'static {
+    /// Approximate memory held, for the queue's byte bound.
+    fn size_bytes(&self) -> usize;
+    /// Audit-class items may use the reserved capacity.
+    fn is_audit(&self) -> bool;
+}
 
 #[derive(Debug, Default)]
 struct Control {
@@ -21,21 +25,18 @@ struct Control {
     dead: bool,
 }
 
-/// One signal's pipeline.
-pub(crate) struct Pipeline {
-    pub(crate) queue: Queue<LogRecord>,
+/// One signal's pipeline: the bounded queue, the drop accounting, and the flush/shutdown
+/// handshake with its worker.
+pub(crate) struct Pipeline<T> {
+    pub(crate) queue: Queue<T>,
     pub(crate) acct: Accounting,
-    pub(crate) clock: std::sync::Arc<RecordClock>,
-    pub(crate) filter: SharedFilter,
-    pub(crate) sampler: Sampler,
-    pub(crate) max_field_bytes: usize,
     pub(crate) flush_interval: Duration,
     closed: AtomicBool,
     control: Mutex<Control>,
     control_cv: Condvar,
 }
 
-impl std::fmt::Debug for Pipeline {
+impl<T> std::fmt::Debug for Pipeline<T> {
     // Never the queued records: they may hold values not yet redacted.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
@@ -44,23 +45,24 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-impl Pipeline {
-    pub(crate) fn new(
-        queue: Queue<LogRecord>,
-        acct: Accounting,
-        clock: std::sync::Arc<RecordClock>,
-        filter: SharedFilter,
-        sampler: Sampler,
-        max_field_bytes: usize,
-        flush_interval: Duration,
-    ) -> Self {
+impl<T: Item> Pipeline<T> {
+    /// Hands a captured item to the worker; never blocks, never fails: a refused item is
+    /// counted.
+    pub(crate) fn submit(&self, rec: T) {
+        self.acct.emitted.fetch_add(1, Ordering::Relaxed);
+        let size = rec.size_bytes();
+        let audit = rec.is_audit();
+        if let Err((_, reason)) = self.queue.push(rec, size, audit) {
+            self.acct.dropped(reason);
+        }
+    }
+}
+
+impl<T> Pipeline<T> {
+    pub(crate) fn new(queue: Queue<T>, acct: Accounting, flush_interval: Duration) -> Self {
         Pipeline {
             queue,
             acct,
-            clock,
-            filter,
-            sampler,
-            max_field_bytes,
             flush_interval,
             closed: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
@@ -70,17 +72,6 @@ impl Pipeline {
 
     fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Hands a captured record to the worker; never blocks, never fails: a refused record is
-    /// counted.
-    pub(crate) fn submit(&self, rec: LogRecord) {
-        self.acct.emitted.fetch_add(1, Ordering::Relaxed);
-        let size = rec.size_bytes();
-        let audit = rec.is_audit();
-        if let Err((_, reason)) = self.queue.push(rec, size, audit) {
-            self.acct.dropped(reason);
-        }
     }
 
     pub(crate) fn stats(&self) -> PipelineStats {

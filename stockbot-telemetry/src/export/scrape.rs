@@ -13,7 +13,7 @@ pub(crate) type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
 /// A running scrape endpoint.
 pub(crate) struct ScrapeServer {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
+    server: Option<Arc<tiny_http::Server>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -58,7 +58,7 @@ impl ScrapeServer {
             })?;
         Ok(ScrapeServer {
             addr: bound,
-            server,
+            server: Some(server),
             stop,
             thread: Some(thread),
         })
@@ -71,10 +71,14 @@ impl ScrapeServer {
     /// Stops serving and joins the thread.
     pub(crate) fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.server.unblock();
+        if let Some(server) = &self.server {
+            server.unblock();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // The last reference: dropping it closes the listening socket.
+        self.server = None;
     }
 }
 

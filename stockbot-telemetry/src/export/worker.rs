@@ -14,6 +14,7 @@ use super::batch::{Batch, BatchLimits};
 use super::pipeline::Pipeline;
 use super::retry::{Backoff, RetryPolicy};
 use super::sink::Sink;
+use crate::collect::clock::RecordClock;
 use crate::collect::record::LogRecord;
 use crate::process::Processor;
 
@@ -42,7 +43,8 @@ impl SinkSlot {
 }
 
 pub(crate) struct Worker {
-    pipeline: Arc<Pipeline>,
+    pipeline: Arc<Pipeline<LogRecord>>,
+    clock: Arc<RecordClock>,
     sinks: Vec<SinkSlot>,
     processor: Processor,
     batch: Batch,
@@ -56,13 +58,15 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn new(
-        pipeline: Arc<Pipeline>,
+        pipeline: Arc<Pipeline<LogRecord>>,
+        clock: Arc<RecordClock>,
         sinks: Vec<SinkSlot>,
         processor: Processor,
         limits: BatchLimits,
     ) -> Self {
         Worker {
             pipeline,
+            clock,
             sinks,
             processor,
             batch: Batch::new(limits),
@@ -92,7 +96,7 @@ impl Worker {
                 break;
             }
             if self.last_calibration.elapsed() >= RECALIBRATE_INTERVAL {
-                self.pipeline.clock.recalibrate();
+                self.clock.recalibrate();
                 self.last_calibration = Instant::now();
             }
             seen = self.pipeline.queue.wait(seen, self.pipeline.flush_interval);
@@ -237,7 +241,7 @@ impl Worker {
             let new = count - entry.0;
             *entry = (count, Some(now));
             self.internal.push(LogRecord::internal(
-                self.pipeline.clock.stamp(),
+                self.clock.stamp(),
                 Level::WARN,
                 "stockbot_telemetry::pipeline",
                 format!(
