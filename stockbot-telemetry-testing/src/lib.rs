@@ -39,8 +39,10 @@
 mod metric_capture;
 pub mod otlp;
 pub mod prometheus;
+mod span_capture;
 
 pub use metric_capture::{Metrics, Sample};
+pub use span_capture::{FinishedSpan, SpanKind, Spans};
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -97,6 +99,7 @@ pub struct Capture {
     dispatch: tracing::Dispatch,
     guard: Option<TelemetryGuard>,
     buffer: Buffer,
+    span_buffer: Buffer,
 }
 
 impl std::fmt::Debug for Capture {
@@ -119,6 +122,8 @@ pub fn test_config() -> Config {
     config.log.filter = "trace".into();
     config.metrics.listen = String::new();
     config.metrics.system.enabled = false;
+    config.traces.file.enabled = false;
+    config.traces.sampler = "always_on".into();
     config.log.schema = SchemaMode::Strict;
     config.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new(
         "stockbot-telemetry-testing-key",
@@ -172,8 +177,10 @@ impl Capture {
 
     fn unscoped(config: Config) -> Capture {
         let buffer = Buffer::default();
+        let span_buffer = Buffer::default();
         let (dispatch, guard) = TelemetryBuilder::new(config)
             .with_writer("capture", buffer.clone())
+            .with_span_writer("capture", span_buffer.clone())
             .build_dispatch()
             .unwrap_or_else(|e| panic!("stockbot-telemetry-testing: {e}"));
         Capture {
@@ -182,6 +189,7 @@ impl Capture {
             dispatch,
             guard: Some(guard),
             buffer,
+            span_buffer,
         }
     }
 
@@ -264,6 +272,24 @@ impl Capture {
     /// facade's local recorder is per thread): use [`Capture::global`] for those.
     pub fn metrics(&self) -> Metrics {
         Metrics::parse(&self.guard().render_metrics().unwrap_or_default())
+    }
+
+    /// The spans finished so far (sampled ones; the test configuration samples everything).
+    ///
+    /// # Panics
+    /// If a captured line is not a span (that would be an SDK bug).
+    pub fn spans(&self) -> Spans {
+        self.flush();
+        let bytes = self
+            .span_buffer
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let text = String::from_utf8(bytes).expect("the SDK writes UTF-8");
+        let (spans, malformed) = stockbot_telemetry::analysis::read_json_lines(&text);
+        assert_eq!(malformed, 0, "malformed span lines in:\n{text}");
+        Spans::new(spans)
     }
 
     /// Every record captured so far, the SDK's own included.

@@ -206,3 +206,42 @@ fn parallel_captures_keep_their_metrics_apart() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn spans_are_captured_with_fluent_assertions() {
+    use stockbot_telemetry_testing::SpanKind;
+    let capture = Capture::start();
+    {
+        let root = info_span!(
+            "route_order",
+            otel.kind = "server",
+            cl_ord_id = "C-1",
+            venue = "XNAS"
+        );
+        let _r = root.enter();
+        let _c = info_span!("risk_check", cl_ord_id = "C-1").entered();
+        tracing::error!("limit breached");
+    }
+    let spans = capture.spans();
+    let root = spans
+        .named("route_order")
+        .kind(SpanKind::Server)
+        .attribute("order.cl_ord_id", "C-1")
+        .assert_one();
+    spans
+        .child_of(&root)
+        .named("risk_check")
+        .error(true)
+        .assert_one();
+    spans.roots().assert_count(1);
+    spans.assert_every_has("order.cl_ord_id");
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        spans.named("missing").assert_one()
+    }))
+    .unwrap_err();
+    let text = err.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains("query: name = \"missing\"") && text.contains("route_order"),
+        "{text}"
+    );
+}

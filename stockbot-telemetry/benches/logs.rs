@@ -28,6 +28,7 @@ fn ours(filter: &str) -> (Dispatch, TelemetryGuard) {
     c.log.file.enabled = false;
     c.log.filter = filter.into();
     c.metrics.listen = String::new();
+    c.traces.file.enabled = false;
     c.log.schema = SchemaMode::Lenient;
     c.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new("bench-key-0123456789"));
     c.pipeline.queue_capacity = 1 << 16;

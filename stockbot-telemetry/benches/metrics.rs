@@ -21,6 +21,7 @@ fn ours(cap: usize) -> (MetricsRecorder, TelemetryGuard) {
     c.log.stdout = false;
     c.log.file.enabled = false;
     c.metrics.listen = String::new();
+    c.traces.file.enabled = false;
     c.metrics.max_series_per_metric = cap;
     c.metrics.default_buckets = BUCKETS.to_vec();
     c.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new("bench-key-0123456789"));

@@ -739,7 +739,9 @@ fn percentile(sorted: &[u64], pct: u64) -> u64 {
     let Some(last) = sorted.len().checked_sub(1) else {
         return 0;
     };
-    let rank = (u128::from(pct) * sorted.len() as u128).div_ceil(100).max(1);
+    let rank = (u128::from(pct) * sorted.len() as u128)
+        .div_ceil(100)
+        .max(1);
     let index = usize::try_from(rank - 1).unwrap_or(last).min(last);
     sorted.get(index).copied().unwrap_or(0)
 }
@@ -767,7 +769,7 @@ pub struct StageStats {
     pub max_nanos: u64,
     /// Sum of the durations (saturating).
     pub total_nanos: u64,
-    /// time in this stage not covered by its children (self time), summed
+    /// Time in this stage not covered by its children (self time), summed over its spans.
     pub self_nanos: u64,
 }
 
@@ -816,7 +818,7 @@ pub fn stage_breakdown(spans: &[FinishedSpan]) -> Vec<StageStats> {
         })
         .collect();
     // Stable: ties keep the (service, name) order of the map.
-    stages.sort_by(|a, b| b.total_nanos.cmp(&a.total_nanos));
+    stages.sort_by_key(|s| std::cmp::Reverse(s.total_nanos));
     stages
 }
 
@@ -832,7 +834,11 @@ pub fn slowest(spans: &[FinishedSpan], n: usize) -> Vec<&FinishedSpan> {
     sorted
 }
 
-/// The critical path of one trace: starting at the root (the span without a parent in the set; the earliest-starting one if several), repeatedly descend into the child that ends last (the one that gates the parent's end), returning the chain root → leaf. Empty for an unknown trace id.
+/// The critical path of one trace, root → leaf; empty for an unknown trace id.
+///
+/// Starting at the root (the span without a parent in the set; the earliest-starting one if
+/// several), repeatedly descend into the child that ends last (the one that gates the parent's
+/// end).
 ///
 /// Ties between children ending at the same time go to the one that started last, then to the
 /// later one in the input. If every span of the trace sits in a parent cycle (no root), the walk
@@ -844,10 +850,9 @@ pub fn critical_path(spans: &[FinishedSpan], trace_id: u128) -> Vec<&FinishedSpa
     let earliest = |candidates: &mut dyn Iterator<Item = usize>| {
         candidates.min_by_key(|&i| (tree.span(i).map_or(u64::MAX, |s| s.start_unix_nanos), i))
     };
-    let root = earliest(
-        &mut (0..count).filter(|&i| tree.is_canonical(i) && tree.parent(i).is_none()),
-    )
-    .or_else(|| earliest(&mut (0..count).filter(|&i| tree.is_canonical(i))));
+    let root =
+        earliest(&mut (0..count).filter(|&i| tree.is_canonical(i) && tree.parent(i).is_none()))
+            .or_else(|| earliest(&mut (0..count).filter(|&i| tree.is_canonical(i))));
     let Some(mut current) = root else {
         return Vec::new();
     };
@@ -855,7 +860,9 @@ pub fn critical_path(spans: &[FinishedSpan], trace_id: u128) -> Vec<&FinishedSpa
     let mut visited = vec![false; count];
     let mut path = Vec::new();
     for _ in 0..count {
-        let Some(span) = tree.span(current) else { break };
+        let Some(span) = tree.span(current) else {
+            break;
+        };
         if let Some(seen) = visited.get_mut(current) {
             *seen = true;
         }
@@ -875,7 +882,13 @@ pub fn critical_path(spans: &[FinishedSpan], trace_id: u128) -> Vec<&FinishedSpa
     path
 }
 
-/// The service dependency graph: an edge caller → callee for every client (or producer) span in service A whose child server (or consumer) span is in service B != A; if a client span has no child in the set, use its "peer.service" attribute as the callee if present. Edge stats: call count, error count (client span error or child error), p50/p99 of the client span durations.
+/// One caller → callee edge of the service dependency graph.
+///
+/// The service dependency graph has an edge caller → callee for every client (or producer) span
+/// in service A whose child server (or consumer) span is in service B != A; if a client span has
+/// no child in the set, its `peer.service` attribute is used as the callee if present. Edge
+/// stats: call count, error count (client span error or child error), p50/p99 of the client span
+/// durations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edge {
     /// The calling service.
@@ -1051,15 +1064,14 @@ pub fn graph_to_mermaid(edges: &[Edge]) -> String {
         if ids.contains_key(service) {
             continue;
         }
-        let base: String = std::iter::once("svc_".to_owned())
-            .chain(service.chars().map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c.to_string()
-                } else {
-                    "_".to_owned()
-                }
-            }))
-            .collect();
+        let mut base = String::from("svc_");
+        base.extend(service.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        }));
         let mut id = base.clone();
         let mut suffix = 2_u64;
         while used.contains(&id) {
@@ -1082,12 +1094,16 @@ pub fn graph_to_mermaid(edges: &[Edge]) -> String {
     out
 }
 
-/// Renders stages as an aligned plain-text table (one line per stage, after a header line):
-/// columns `service`, `stage`, `count`, `errors`, `p50`, `p99`, `max`, `self`, durations
-/// formatted by [`format_duration`]. Text columns are left-aligned, numeric ones right-aligned;
-/// control characters in names become spaces. Every line ends with `\n`.
+/// Renders stages as an aligned plain-text table.
+///
+/// A header line, then one line per stage with columns `service`, `stage`, `count`, `errors`,
+/// `p50`, `p99`, `max`, `self`, durations formatted by [`format_duration`]. Text columns are
+/// left-aligned, numeric ones right-aligned; control characters in names become spaces. Every
+/// line ends with `\n`.
 pub fn stages_table(stages: &[StageStats]) -> String {
-    const HEADER: [&str; 8] = ["service", "stage", "count", "errors", "p50", "p99", "max", "self"];
+    const HEADER: [&str; 8] = [
+        "service", "stage", "count", "errors", "p50", "p99", "max", "self",
+    ];
     let plain = |s: &str| -> String {
         s.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -1134,9 +1150,10 @@ pub fn stages_table(stages: &[StageStats]) -> String {
     out
 }
 
-/// Formats a duration for humans: `"850ns"` below a microsecond, otherwise one decimal in the
-/// largest unit that keeps the value below 1000 after rounding — `"12.3µs"`, `"4.5ms"`, `"1.2s"`
-/// (seconds are never promoted further).
+/// Formats a duration for humans: `"850ns"`, `"12.3µs"`, `"4.5ms"`, `"1.2s"`.
+///
+/// Below a microsecond the value is exact; otherwise it has one decimal (rounded half up) in the
+/// largest unit that keeps it below 1000 after rounding (seconds are never promoted further).
 pub fn format_duration(nanos: u64) -> String {
     if nanos < 1_000 {
         return format!("{nanos}ns");
@@ -1161,6 +1178,7 @@ pub fn format_duration(nanos: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use SpanKind::{Client, Consumer, Internal, Producer, Server};
 
     const BASE: u64 = 1_700_000_000_000_000_000;
     const US: u64 = 1_000;
@@ -1207,50 +1225,61 @@ mod tests {
     /// One order flowing through the platform. `extra_us` is added to the venue round trip
     /// (and so to every span waiting for it); `router_error` fails the order-router's server
     /// span; `venue_failed` fails the venue call and everything waiting on it.
-    fn order_trace(n: u64, extra_us: u64, router_error: bool, venue_failed: bool) -> Vec<FinishedSpan> {
-        let t = trace_id(n);
-        let id = |k: u64| n * 100 + k;
-        let o = n * 10_000; // each trace starts 10ms after the previous one
+    fn order_trace(
+        n: u64,
+        extra_us: u64,
+        router_error: bool,
+        venue_failed: bool,
+    ) -> Vec<FinishedSpan> {
         let e = extra_us;
+        // (id, parent id or 0, service, name, kind, start µs, end µs), relative to the trace.
+        let rows = [
+            (1, 0, "market-data", "tick", Server, 0, 900 + e),
+            (2, 1, "market-data", "normalize", Internal, 10, 40),
+            (3, 1, "market-data", "publish_tick", Producer, 50, 120),
+            (4, 3, "strategy", "on_tick", Consumer, 130, 880 + e),
+            (5, 4, "strategy", "decide", Internal, 150, 850 + e),
+            (6, 5, "strategy", "compute_signal", Internal, 160, 190),
+            (7, 5, "strategy", "route_order", Client, 200, 800 + e),
+            (8, 5, "strategy", "log_decision", Internal, 300, 350),
+            (9, 7, "order-router", "route_order", Server, 250, 780 + e),
+            (10, 9, "order-router", "risk_check", Internal, 260, 600),
+            (11, 9, "order-router", "send_to_venue", Client, 610, 760 + e),
+        ];
+        let offset = n * 10_000; // each trace starts 10ms after the previous one
         let cl_ord_id = format!("C-{n}");
-        vec![
-            span(t, id(1), None, "market-data", "tick", SpanKind::Server, o, o + 900 + e),
-            span(t, id(2), Some(id(1)), "market-data", "normalize", SpanKind::Internal, o + 10, o + 40),
-            span(t, id(3), Some(id(1)), "market-data", "publish_tick", SpanKind::Producer, o + 50, o + 120),
-            span(t, id(4), Some(id(3)), "strategy", "on_tick", SpanKind::Consumer, o + 130, o + 880 + e),
-            span(t, id(5), Some(id(4)), "strategy", "decide", SpanKind::Internal, o + 150, o + 850 + e),
-            span(t, id(6), Some(id(5)), "strategy", "compute_signal", SpanKind::Internal, o + 160, o + 190),
-            with_error(
-                with_attr(
-                    with_attr(
-                        span(t, id(7), Some(id(5)), "strategy", "route_order", SpanKind::Client, o + 200, o + 800 + e),
-                        "peer.service",
-                        "order-router",
+        rows.into_iter()
+            .map(|(k, parent, service, name, kind, start, end)| {
+                let parent = (parent != 0).then_some(n * 100 + parent);
+                let (start, end) = (offset + start, offset + end);
+                let s = span(
+                    trace_id(n),
+                    n * 100 + k,
+                    parent,
+                    service,
+                    name,
+                    kind,
+                    start,
+                    end,
+                );
+                match k {
+                    7 => with_error(
+                        with_attr(
+                            with_attr(s, "peer.service", "order-router"),
+                            "order.cl_ord_id",
+                            &cl_ord_id,
+                        ),
+                        venue_failed,
                     ),
-                    "order.cl_ord_id",
-                    &cl_ord_id,
-                ),
-                venue_failed,
-            ),
-            span(t, id(8), Some(id(5)), "strategy", "log_decision", SpanKind::Internal, o + 300, o + 350),
-            with_error(
-                with_attr(
-                    span(t, id(9), Some(id(7)), "order-router", "route_order", SpanKind::Server, o + 250, o + 780 + e),
-                    "order.cl_ord_id",
-                    &cl_ord_id,
-                ),
-                router_error || venue_failed,
-            ),
-            span(t, id(10), Some(id(9)), "order-router", "risk_check", SpanKind::Internal, o + 260, o + 600),
-            with_error(
-                with_attr(
-                    span(t, id(11), Some(id(9)), "order-router", "send_to_venue", SpanKind::Client, o + 610, o + 760 + e),
-                    "peer.service",
-                    "exchange",
-                ),
-                venue_failed,
-            ),
-        ]
+                    9 => with_error(
+                        with_attr(s, "order.cl_ord_id", &cl_ord_id),
+                        router_error || venue_failed,
+                    ),
+                    11 => with_error(with_attr(s, "peer.service", "exchange"), venue_failed),
+                    _ => s,
+                }
+            })
+            .collect()
     }
 
     fn fixture() -> Vec<FinishedSpan> {
@@ -1262,6 +1291,10 @@ mod tests {
         spans
     }
 
+    fn names<'a>(spans: &[&'a FinishedSpan]) -> Vec<&'a str> {
+        spans.iter().map(|s| s.name.as_str()).collect()
+    }
+
     fn stage<'a>(stages: &'a [StageStats], service: &str, name: &str) -> &'a StageStats {
         stages
             .iter()
@@ -1271,16 +1304,10 @@ mod tests {
 
     #[test]
     fn span_kind_names_round_trip() {
-        for kind in [
-            SpanKind::Internal,
-            SpanKind::Server,
-            SpanKind::Client,
-            SpanKind::Producer,
-            SpanKind::Consumer,
-        ] {
+        for kind in [Internal, Server, Client, Producer, Consumer] {
             assert_eq!(SpanKind::parse(kind.as_str()), Some(kind));
         }
-        assert_eq!(SpanKind::default(), SpanKind::Internal);
+        assert_eq!(SpanKind::default(), Internal);
         assert_eq!(SpanKind::parse("Server"), None);
         assert_eq!(SpanKind::parse(""), None);
     }
@@ -1288,14 +1315,18 @@ mod tests {
     #[test]
     fn span_accessors() {
         let s = with_attr(
-            with_attr(span(1, 1, None, "a", "x", SpanKind::Client, 10, 25), "peer.service", "b"),
+            with_attr(
+                span(1, 1, None, "a", "x", Client, 10, 25),
+                "peer.service",
+                "b",
+            ),
             "peer.service",
             "c",
         );
         assert_eq!(s.duration_nanos(), 15 * US);
         assert_eq!(s.attribute("peer.service"), Some("b"));
         assert_eq!(s.attribute("missing"), None);
-        let backwards = span(1, 2, None, "a", "x", SpanKind::Internal, 25, 10);
+        let backwards = span(1, 2, None, "a", "x", Internal, 25, 10);
         assert_eq!(backwards.duration_nanos(), 0);
     }
 
@@ -1304,10 +1335,17 @@ mod tests {
         let spans = fixture();
         let stages = stage_breakdown(&spans);
         assert_eq!(stages.len(), 11);
-        assert!(stages.windows(2).all(|w| w[0].total_nanos >= w[1].total_nanos));
+        assert!(
+            stages
+                .windows(2)
+                .all(|w| w[0].total_nanos >= w[1].total_nanos)
+        );
         assert!(stages.iter().all(|s| s.count == 4));
         // The tick is the longest stage: 900µs + extra per trace.
-        assert_eq!((stages[0].service.as_str(), stages[0].name.as_str()), ("market-data", "tick"));
+        assert_eq!(
+            (stages[0].service.as_str(), stages[0].name.as_str()),
+            ("market-data", "tick")
+        );
         assert_eq!(stages[0].total_nanos, (4 * 900 + 1_300) * US);
 
         // Client side of the order routing: 600, 700, 800, 1600µs.
@@ -1340,7 +1378,10 @@ mod tests {
         assert_eq!(venue.errors, 1);
         assert_eq!(venue.p50_nanos, 250 * US);
         assert_eq!(venue.p99_nanos, 1_150 * US);
-        assert_eq!(stage(&stages, "market-data", "tick").self_nanos, (4 * 800 + 1_300) * US);
+        assert_eq!(
+            stage(&stages, "market-data", "tick").self_nanos,
+            (4 * 800 + 1_300) * US
+        );
     }
 
     #[test]
@@ -1358,19 +1399,17 @@ mod tests {
     fn slowest_spans_by_duration_then_start() {
         let spans = fixture();
         let top = slowest(&spans, 3);
-        let names: Vec<&str> = top.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["tick", "on_tick", "decide"]);
+        assert_eq!(names(&top), ["tick", "on_tick", "decide"]);
         assert!(top.iter().all(|s| s.trace_id == trace_id(4)));
         assert_eq!(slowest(&spans, 1000).len(), spans.len());
         assert!(slowest(&spans, 0).is_empty());
 
         let ties = vec![
-            span(1, 1, None, "a", "late", SpanKind::Internal, 50, 60),
-            span(1, 2, None, "a", "early", SpanKind::Internal, 10, 20),
-            span(1, 3, None, "a", "short", SpanKind::Internal, 0, 5),
+            span(1, 1, None, "a", "late", Internal, 50, 60),
+            span(1, 2, None, "a", "early", Internal, 10, 20),
+            span(1, 3, None, "a", "short", Internal, 0, 5),
         ];
-        let names: Vec<&str> = slowest(&ties, 3).iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["early", "late", "short"]);
+        assert_eq!(names(&slowest(&ties, 3)), ["early", "late", "short"]);
     }
 
     #[test]
@@ -1391,14 +1430,13 @@ mod tests {
     fn critical_path_root_is_earliest_parentless_span() {
         // Missing parents: both spans are roots; the earlier one wins.
         let spans = vec![
-            span(7, 2, Some(99), "a", "late_orphan", SpanKind::Server, 20, 90),
-            span(7, 3, Some(98), "a", "early_orphan", SpanKind::Server, 10, 30),
-            span(7, 4, Some(3), "a", "child", SpanKind::Internal, 12, 28),
+            span(7, 2, Some(99), "a", "late_orphan", Server, 20, 90),
+            span(7, 3, Some(98), "a", "early_orphan", Server, 10, 30),
+            span(7, 4, Some(3), "a", "child", Internal, 12, 28),
         ];
-        let names: Vec<&str> = critical_path(&spans, 7).iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["early_orphan", "child"]);
+        assert_eq!(names(&critical_path(&spans, 7)), ["early_orphan", "child"]);
         // A span naming itself as its parent is a root, not a loop.
-        let selfish = vec![span(8, 5, Some(5), "a", "me", SpanKind::Internal, 0, 10)];
+        let selfish = vec![span(8, 5, Some(5), "a", "me", Internal, 0, 10)];
         assert_eq!(critical_path(&selfish, 8).len(), 1);
     }
 
@@ -1406,38 +1444,35 @@ mod tests {
     fn cycles_do_not_hang() {
         // A is the parent of B, B is the parent of A: no root at all.
         let two = vec![
-            span(9, 1, Some(2), "a", "A", SpanKind::Internal, 0, 100),
-            span(9, 2, Some(1), "a", "B", SpanKind::Internal, 50, 150),
+            span(9, 1, Some(2), "a", "A", Internal, 0, 100),
+            span(9, 2, Some(1), "a", "B", Internal, 50, 150),
         ];
         let path = critical_path(&two, 9);
-        let names: Vec<&str> = path.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["A", "B"]);
+        assert_eq!(names(&path), ["A", "B"]);
         let stages = stage_breakdown(&two);
         assert_eq!(stage(&stages, "a", "A").self_nanos, 50 * US);
         assert_eq!(stage(&stages, "a", "B").self_nanos, 50 * US);
 
         // A detached three-cycle next to a real root.
         let three = vec![
-            span(9, 10, Some(12), "a", "C1", SpanKind::Internal, 0, 500),
-            span(9, 11, Some(10), "a", "C2", SpanKind::Internal, 0, 500),
-            span(9, 12, Some(11), "a", "C3", SpanKind::Internal, 0, 500),
-            span(9, 20, None, "a", "root", SpanKind::Server, 5, 50),
-            span(9, 21, Some(20), "a", "leaf", SpanKind::Internal, 6, 40),
+            span(9, 10, Some(12), "a", "C1", Internal, 0, 500),
+            span(9, 11, Some(10), "a", "C2", Internal, 0, 500),
+            span(9, 12, Some(11), "a", "C3", Internal, 0, 500),
+            span(9, 20, None, "a", "root", Server, 5, 50),
+            span(9, 21, Some(20), "a", "leaf", Internal, 6, 40),
         ];
-        let names: Vec<&str> = critical_path(&three, 9).iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["root", "leaf"]);
+        assert_eq!(names(&critical_path(&three, 9)), ["root", "leaf"]);
 
         // Duplicate ids can make a loop reachable from the root: root → D → X → D' (a
         // duplicate of D, sharing D's children) → X again. Every span is visited at most once.
         let dup = vec![
-            span(9, 30, None, "a", "R", SpanKind::Server, 0, 100),
-            span(9, 31, Some(30), "a", "D", SpanKind::Internal, 1, 90),
-            span(9, 32, Some(31), "a", "X", SpanKind::Internal, 2, 80),
-            span(9, 31, Some(32), "a", "D'", SpanKind::Internal, 3, 70),
+            span(9, 30, None, "a", "R", Server, 0, 100),
+            span(9, 31, Some(30), "a", "D", Internal, 1, 90),
+            span(9, 32, Some(31), "a", "X", Internal, 2, 80),
+            span(9, 31, Some(32), "a", "D'", Internal, 3, 70),
         ];
         let path = critical_path(&dup, 9);
-        let names: Vec<&str> = path.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["R", "D", "X", "D'"]);
+        assert_eq!(names(&path), ["R", "D", "X", "D'"]);
         let _ = stage_breakdown(&dup);
         let _ = dependency_graph(&dup);
     }
@@ -1445,27 +1480,33 @@ mod tests {
     #[test]
     fn end_before_start_is_a_zero_duration() {
         let spans = vec![
-            span(5, 1, None, "a", "root", SpanKind::Server, 0, 100),
-            span(5, 2, Some(1), "a", "backwards", SpanKind::Internal, 80, 20),
-            span(5, 3, Some(1), "a", "normal", SpanKind::Internal, 10, 30),
+            span(5, 1, None, "a", "root", Server, 0, 100),
+            span(5, 2, Some(1), "a", "backwards", Internal, 80, 20),
+            span(5, 3, Some(1), "a", "normal", Internal, 10, 30),
         ];
         let stages = stage_breakdown(&spans);
         let backwards = stage(&stages, "a", "backwards");
-        assert_eq!((backwards.total_nanos, backwards.self_nanos, backwards.max_nanos), (0, 0, 0));
+        assert_eq!(
+            (
+                backwards.total_nanos,
+                backwards.self_nanos,
+                backwards.max_nanos
+            ),
+            (0, 0, 0)
+        );
         assert_eq!(stage(&stages, "a", "root").self_nanos, 80 * US);
         // The backwards span "ends" at its start (80µs), after `normal` (30µs).
-        let names: Vec<&str> = critical_path(&spans, 5).iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["root", "backwards"]);
-        let root_backwards = vec![span(6, 1, None, "a", "r", SpanKind::Server, 100, 0)];
+        assert_eq!(names(&critical_path(&spans, 5)), ["root", "backwards"]);
+        let root_backwards = vec![span(6, 1, None, "a", "r", Server, 100, 0)];
         assert_eq!(stage_breakdown(&root_backwards)[0].self_nanos, 0);
     }
 
     #[test]
     fn duplicate_ids_are_counted_and_share_children() {
-        let original = span(4, 1, None, "a", "root", SpanKind::Server, 0, 100);
+        let original = span(4, 1, None, "a", "root", Server, 0, 100);
         let spans = vec![
             original.clone(),
-            span(4, 2, Some(1), "a", "child", SpanKind::Internal, 10, 60),
+            span(4, 2, Some(1), "a", "child", Internal, 10, 60),
             original,
         ];
         let stages = stage_breakdown(&spans);
@@ -1516,22 +1557,42 @@ mod tests {
     fn dependency_graph_edge_cases() {
         let spans = vec![
             // Loopback call into the same service: no edge, even with a peer.service.
-            with_attr(span(3, 1, None, "a", "self_call", SpanKind::Client, 0, 10), "peer.service", "z"),
-            span(3, 2, Some(1), "a", "handle", SpanKind::Server, 1, 9),
+            with_attr(
+                span(3, 1, None, "a", "self_call", Client, 0, 10),
+                "peer.service",
+                "z",
+            ),
+            span(3, 2, Some(1), "a", "handle", Server, 1, 9),
             // peer.service naming the caller itself: no edge.
-            with_attr(span(3, 3, None, "a", "loop", SpanKind::Client, 0, 10), "peer.service", "a"),
+            with_attr(
+                span(3, 3, None, "a", "loop", Client, 0, 10),
+                "peer.service",
+                "a",
+            ),
             // No child, no peer.service: no edge. Empty peer.service: no edge.
-            span(3, 4, None, "a", "anon", SpanKind::Client, 0, 10),
-            with_attr(span(3, 5, None, "a", "blank", SpanKind::Client, 0, 10), "peer.service", ""),
+            span(3, 4, None, "a", "anon", Client, 0, 10),
+            with_attr(
+                span(3, 5, None, "a", "blank", Client, 0, 10),
+                "peer.service",
+                "",
+            ),
             // An internal child does not name the callee: fall back to peer.service.
-            with_attr(span(3, 6, None, "a", "call_b", SpanKind::Client, 0, 10), "peer.service", "b"),
-            span(3, 7, Some(6), "a", "serialize", SpanKind::Internal, 1, 2),
+            with_attr(
+                span(3, 6, None, "a", "call_b", Client, 0, 10),
+                "peer.service",
+                "b",
+            ),
+            span(3, 7, Some(6), "a", "serialize", Internal, 1, 2),
             // The server child wins over a (wrong) peer.service.
-            with_attr(span(3, 8, None, "a", "call_c", SpanKind::Client, 0, 20), "peer.service", "wrong"),
-            with_error(span(3, 9, Some(8), "c", "handle", SpanKind::Server, 1, 19), true),
+            with_attr(
+                span(3, 8, None, "a", "call_c", Client, 0, 20),
+                "peer.service",
+                "wrong",
+            ),
+            with_error(span(3, 9, Some(8), "c", "handle", Server, 1, 19), true),
             // A server span with a server child of another service is not a call.
-            span(3, 10, None, "c", "srv", SpanKind::Server, 0, 10),
-            span(3, 11, Some(10), "d", "srv", SpanKind::Server, 1, 9),
+            span(3, 10, None, "c", "srv", Server, 0, 10),
+            span(3, 11, Some(10), "d", "srv", Server, 1, 9),
         ];
         let edges = dependency_graph(&spans);
         let pairs: Vec<(&str, &str, usize, usize)> = edges
@@ -1551,7 +1612,9 @@ mod tests {
         assert!(dot.contains(
             "  \"strategy\" -> \"order-router\" [label=\"4 calls, 2 errors, p99 1.6ms\"];\n"
         ));
-        assert!(dot.contains("  \"order-router\" -> \"exchange\" [label=\"4 calls, 1 errors, p99 1.2ms\"];\n"));
+        assert!(dot.contains(
+            "  \"order-router\" -> \"exchange\" [label=\"4 calls, 1 errors, p99 1.2ms\"];\n"
+        ));
         assert_eq!(dot.lines().count(), 2 + edges.len());
 
         let weird = vec![Edge {
@@ -1575,8 +1638,16 @@ mod tests {
         let mermaid = graph_to_mermaid(&edges);
         assert!(mermaid.starts_with("graph LR\n"));
         assert!(mermaid.contains("  svc_order_router[\"order-router\"]\n"));
-        assert!(mermaid.contains("  svc_strategy -->|\"4 calls, 2 errors, p99 1.6ms\"| svc_order_router\n"));
-        assert!(mermaid.contains("  svc_market_data -->|\"4 calls, 0 errors, p99 70.0µs\"| svc_strategy\n"));
+        assert!(
+            mermaid.contains(
+                "  svc_strategy -->|\"4 calls, 2 errors, p99 1.6ms\"| svc_order_router\n"
+            )
+        );
+        assert!(
+            mermaid.contains(
+                "  svc_market_data -->|\"4 calls, 0 errors, p99 70.0µs\"| svc_strategy\n"
+            )
+        );
         // 4 nodes + 3 edges.
         assert_eq!(mermaid.lines().count(), 1 + 4 + 3);
 
@@ -1607,7 +1678,12 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 1 + stages.len());
         let header: Vec<&str> = lines[0].split_whitespace().collect();
-        assert_eq!(header, ["service", "stage", "count", "errors", "p50", "p99", "max", "self"]);
+        assert_eq!(
+            header,
+            [
+                "service", "stage", "count", "errors", "p50", "p99", "max", "self"
+            ]
+        );
         // Columns line up: every row has the same width (the last column is right-aligned).
         let width = lines[0].chars().count();
         assert!(lines.iter().all(|l| l.chars().count() == width), "{table}");
@@ -1616,7 +1692,19 @@ mod tests {
             .find(|l| l.starts_with("strategy ") && l.contains("route_order"))
             .map(|l| l.split_whitespace().collect())
             .unwrap_or_default();
-        assert_eq!(row, ["strategy", "route_order", "4", "1", "700.0µs", "1.6ms", "1.6ms", "280.0µs"]);
+        assert_eq!(
+            row,
+            [
+                "strategy",
+                "route_order",
+                "4",
+                "1",
+                "700.0µs",
+                "1.6ms",
+                "1.6ms",
+                "280.0µs"
+            ]
+        );
         assert_eq!(stages_table(&[]).lines().count(), 1);
     }
 
@@ -1645,7 +1733,7 @@ mod tests {
             name: "ordre \"spécial\" \\ / \n\r\t\u{0}\u{7}\u{8}\u{c}\u{1f}\u{7f}\u{85} 📈 中文 \u{2028}\u{2029}"
                 .to_owned(),
             service: "strategy™".to_owned(),
-            kind: SpanKind::Producer,
+            kind: Producer,
             start_unix_nanos: u64::MAX,
             end_unix_nanos: 0,
             error: true,
@@ -1659,11 +1747,22 @@ mod tests {
         };
         let line = to_json_line(&nasty);
         assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\u{2028}'));
-        assert!(line.starts_with("{\"trace_id\":\"ffffffffffffffffffffffffffffffff\",\"span_id\":\"0000000000000000\""));
+        assert!(line.starts_with(
+            "{\"trace_id\":\"ffffffffffffffffffffffffffffffff\",\"span_id\":\"0000000000000000\""
+        ));
         assert_eq!(parse_json_line(&line), Some(nasty.clone()));
 
-        let mut plain = span(trace_id(1), 0xabc, None, "market-data", "tick", SpanKind::Server, 1, 2);
-        for kind in [SpanKind::Internal, SpanKind::Server, SpanKind::Client, SpanKind::Consumer] {
+        let mut plain = span(
+            trace_id(1),
+            0xabc,
+            None,
+            "market-data",
+            "tick",
+            Server,
+            1,
+            2,
+        );
+        for kind in [Internal, Server, Client, Consumer] {
             plain.kind = kind;
             let line = to_json_line(&plain);
             assert!(line.contains(&format!("\"kind\":\"{}\"", kind.as_str())));
@@ -1689,7 +1788,7 @@ mod tests {
         assert_eq!(span.span_id, 0xab);
         assert_eq!(span.parent_span_id, None);
         assert_eq!(span.name, "café 📈 /\"x\"");
-        assert_eq!(span.kind, SpanKind::Client);
+        assert_eq!(span.kind, Client);
         assert_eq!(span.end_unix_nanos, u64::MAX);
         assert!(!span.error);
         assert_eq!(
@@ -1705,7 +1804,7 @@ mod tests {
     #[test]
     fn malformed_lines_are_rejected() {
         let good = to_json_line(&with_attr(
-            span(trace_id(1), 1, Some(2), "a", "b", SpanKind::Server, 1, 2),
+            span(trace_id(1), 1, Some(2), "a", "b", Server, 1, 2),
             "k",
             "v",
         ));
@@ -1720,7 +1819,10 @@ mod tests {
             good.replace("\"trace_id\":\"0af7", "\"trace_id\":\"+af7"),
             good.replace("\"trace_id\":\"0af7", "\"trace_id\":\"0ag7"),
             good.replace("\"span_id\":\"0000000000000001\"", "\"span_id\":1"),
-            good.replace("\"parent_span_id\":\"0000000000000002\"", "\"parent_span_id\":\"2\""),
+            good.replace(
+                "\"parent_span_id\":\"0000000000000002\"",
+                "\"parent_span_id\":\"2\"",
+            ),
             good.replace(":1700000000000001000", ":-1700000000000001000"),
             good.replace(":1700000000000001000", ":1700000000000001000.0"),
             good.replace(":1700000000000001000", ":1.7e18"),
@@ -1744,7 +1846,10 @@ mod tests {
             format!("{good} x"),
             format!("{good}{good}"),
             format!("{}{}", "[".repeat(10_000), good),
-            good.replace("\"attributes\"", &format!("\"deep\":{},\"attributes\"", "[".repeat(100_000))),
+            good.replace(
+                "\"attributes\"",
+                &format!("\"deep\":{},\"attributes\"", "[".repeat(100_000)),
+            ),
         ];
         for line in &bad {
             assert_eq!(parse_json_line(line), None, "accepted: {line}");
@@ -1767,7 +1872,10 @@ mod tests {
         text.push('\n');
         text.push_str(&to_json_line(&spans[3]));
         let (read, malformed) = read_json_lines(&text);
-        assert_eq!(read, vec![spans[0].clone(), spans[1].clone(), spans[3].clone()]);
+        assert_eq!(
+            read,
+            vec![spans[0].clone(), spans[1].clone(), spans[3].clone()]
+        );
         assert_eq!(malformed, 3);
         assert_eq!(read_json_lines(""), (Vec::new(), 0));
     }
@@ -1792,13 +1900,7 @@ mod tests {
     #[test]
     fn random_span_soups_never_panic() {
         let mut rng = Lcg(42);
-        let kinds = [
-            SpanKind::Internal,
-            SpanKind::Server,
-            SpanKind::Client,
-            SpanKind::Producer,
-            SpanKind::Consumer,
-        ];
+        let kinds = [Internal, Server, Client, Producer, Consumer];
         let times = [0, 1, u64::MAX, u64::MAX - 1, BASE];
         for _ in 0..50 {
             let count = rng.below(80);
@@ -1824,7 +1926,8 @@ mod tests {
                         attributes: Vec::new(),
                     };
                     if rng.below(2) == 0 {
-                        s.attributes.push(("peer.service".into(), format!("svc{}", rng.below(5))));
+                        s.attributes
+                            .push(("peer.service".into(), format!("svc{}", rng.below(5))));
                     }
                     s
                 })
@@ -1842,8 +1945,16 @@ mod tests {
                 assert_eq!(path.is_empty(), in_trace == 0);
             }
             let edges = dependency_graph(&spans);
-            assert!(edges.windows(2).all(|w| (&w[0].caller, &w[0].callee) < (&w[1].caller, &w[1].callee)));
-            let _ = (graph_to_dot(&edges), graph_to_mermaid(&edges), stages_table(&stages));
+            assert!(
+                edges
+                    .windows(2)
+                    .all(|w| (&w[0].caller, &w[0].callee) < (&w[1].caller, &w[1].callee))
+            );
+            let _ = (
+                graph_to_dot(&edges),
+                graph_to_mermaid(&edges),
+                stages_table(&stages),
+            );
             let _ = slowest(&spans, 5);
             for s in &spans {
                 assert_eq!(parse_json_line(&to_json_line(s)).as_ref(), Some(s));
@@ -1855,16 +1966,32 @@ mod tests {
     fn mutated_json_lines_never_panic() {
         let mut rng = Lcg(7);
         let base = to_json_line(&with_attr(
-            span(trace_id(3), 9, Some(8), "order-router", "rout\u{e9} \"x\"", SpanKind::Server, 1, 2),
+            span(
+                trace_id(3),
+                9,
+                Some(8),
+                "order-router",
+                "rout\u{e9} \"x\"",
+                Server,
+                1,
+                2,
+            ),
             "emoji",
             "📈\\u0041",
         ));
-        let pieces = ["\"", "\\", "\\u", "\\ud83d", "{", "}", "[", ":", ",", "0", "-", "é", "📈", " ", "\n", "null"];
+        let pieces = [
+            "\"", "\\", "\\u", "\\ud83d", "{", "}", "[", ":", ",", "0", "-", "é", "📈", " ", "\n",
+            "null",
+        ];
         let mut accepted = 0;
         for _ in 0..5_000 {
             let mut line = base.clone();
             for _ in 0..=rng.below(3) {
-                let boundaries: Vec<usize> = line.char_indices().map(|(i, _)| i).chain([line.len()]).collect();
+                let boundaries: Vec<usize> = line
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain([line.len()])
+                    .collect();
                 let at = boundaries[rng.below(boundaries.len() as u64) as usize];
                 let piece = pieces[rng.below(pieces.len() as u64) as usize];
                 match rng.below(3) {

@@ -2,6 +2,12 @@
 //! and the current subscriber (so scoped test captures see spawned work).
 
 use std::future::Future;
+use std::sync::Arc;
+
+use crate::collect::propagation::{
+    Baggage, Carrier, PropagationError, TraceContext, TraceState, extract, inject,
+};
+use crate::collect::span::SpanContext;
 
 use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
@@ -41,4 +47,101 @@ where
     let dispatch = tracing::dispatcher::get_default(Clone::clone);
     let span = tracing::Span::current();
     std::thread::spawn(move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(f)))
+}
+
+/// The W3C trace context of the current span (`None` outside any span, or when the current
+/// subscriber is not this SDK's).
+///
+/// ```
+/// let (dispatch, guard) = stockbot_telemetry::TelemetryBuilder::new({
+///     let mut c = stockbot_telemetry::Config::for_service("router");
+///     c.log.stdout = false;
+///     c.log.file.enabled = false;
+///     c.metrics.enabled = false;
+///     c.traces.file.enabled = false;
+///     c
+/// })
+/// .with_writer("null", std::io::sink())
+/// .build_dispatch()
+/// .unwrap();
+/// tracing::dispatcher::with_default(&dispatch, || {
+///     let span = tracing::info_span!("route_order");
+///     let _e = span.enter();
+///     let mut headers = std::collections::HashMap::new();
+///     stockbot_telemetry::inject_current(&mut headers);
+///     assert!(headers["traceparent"].starts_with("00-"));
+/// });
+/// drop(guard);
+/// ```
+pub fn current_context() -> Option<TraceContext> {
+    with_span_context(&tracing::Span::current(), |sc| TraceContext {
+        trace_id: sc.trace_id,
+        span_id: sc.span_id,
+        sampled: sc.sampled,
+        trace_state: TraceState::default(),
+    })
+}
+
+/// Writes the current span's `traceparent` (and `baggage`, when given) into `carrier`: the
+/// headers of an outgoing HTTP request or bus message. Nothing is written outside a span.
+pub fn inject_current(carrier: &mut impl Carrier) {
+    inject_current_with(&Baggage::default(), carrier);
+}
+
+/// As [`inject_current`], with baggage.
+pub fn inject_current_with(baggage: &Baggage, carrier: &mut impl Carrier) {
+    if let Some(ctx) = current_context() {
+        inject(&ctx, baggage, carrier);
+    }
+}
+
+/// Makes `span` continue the trace described by `carrier` (an incoming request's or message's
+/// headers): the span takes the remote trace id, the remote span as its parent and the remote
+/// sampling decision, and so do the spans created inside it afterwards. Call it right after
+/// creating the span, before entering it.
+///
+/// Returns the baggage (empty when absent or malformed; a malformed `tracestate` or
+/// `baggage` is dropped, per W3C, and reported in `Ok(Some(...))`'s second element).
+///
+/// # Errors
+/// A malformed `traceparent`; the span then keeps its own new trace.
+pub fn extract_into(
+    span: &tracing::Span,
+    carrier: &impl Carrier,
+) -> Result<Option<(Baggage, Vec<PropagationError>)>, PropagationError> {
+    let Some((ctx, baggage, problems)) = extract(carrier)? else {
+        return Ok(None);
+    };
+    set_parent(span, &ctx);
+    Ok(Some((baggage, problems)))
+}
+
+/// Makes `span` a child of the remote span `ctx` (see [`extract_into`]).
+pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
+    span.with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        let Some(data) = tracing_subscriber::registry::LookupSpan::span(registry, id) else {
+            return;
+        };
+        let mut ext = data.extensions_mut();
+        if let Some(current) = ext.get_mut::<Arc<SpanContext>>() {
+            let mut sc = (**current).clone();
+            sc.trace_id = ctx.trace_id;
+            sc.parent_span_id = Some(ctx.span_id);
+            sc.sampled = ctx.sampled;
+            *current = Arc::new(sc);
+        }
+    });
+}
+
+fn with_span_context<R>(span: &tracing::Span, f: impl FnOnce(&SpanContext) -> R) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let data = tracing_subscriber::registry::LookupSpan::span(registry, id)?;
+        let ext = data.extensions();
+        ext.get::<Arc<SpanContext>>().map(|sc| f(sc))
+    })
+    .flatten()
 }

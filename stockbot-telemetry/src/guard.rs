@@ -14,6 +14,7 @@ use crate::export::accounting::PipelineStats;
 use crate::export::pipeline::Pipeline;
 use crate::export::push::Pusher;
 use crate::export::scrape::{RenderFn, ScrapeServer};
+use crate::export::span_worker::SpanRecord;
 
 /// Keeps the telemetry pipeline running; shut it down explicitly at the end of `main`.
 ///
@@ -25,6 +26,7 @@ use crate::export::scrape::{RenderFn, ScrapeServer};
 #[must_use = "dropping the guard shuts telemetry down"]
 pub struct TelemetryGuard {
     pipeline: Arc<Pipeline<LogRecord>>,
+    spans: Option<Arc<Pipeline<SpanRecord>>>,
     filter: SharedFilter,
     drop_timeout: Duration,
     log_file: Option<PathBuf>,
@@ -74,6 +76,8 @@ pub struct ShutdownReport {
     /// The final counters: `stats.buffered()` records were still inside the pipeline when the
     /// deadline passed (0 when `completed`).
     pub stats: PipelineStats,
+    /// The span pipeline's final counters, when traces were recorded.
+    pub spans: Option<PipelineStats>,
 }
 
 impl ShutdownReport {
@@ -127,6 +131,7 @@ impl std::fmt::Display for ShutdownReport {
 impl TelemetryGuard {
     pub(crate) fn new(
         pipeline: Arc<Pipeline<LogRecord>>,
+        spans: Option<Arc<Pipeline<SpanRecord>>>,
         filter: SharedFilter,
         drop_timeout: Duration,
         log_file: Option<PathBuf>,
@@ -134,6 +139,7 @@ impl TelemetryGuard {
     ) -> Self {
         TelemetryGuard {
             pipeline,
+            spans,
             filter,
             drop_timeout,
             log_file,
@@ -165,7 +171,14 @@ impl TelemetryGuard {
     /// Waits until every record emitted before this call is written, or `timeout` passes.
     /// Returns whether everything was written in time.
     pub fn flush(&self, timeout: Duration) -> bool {
-        self.pipeline.flush(timeout)
+        let start = Instant::now();
+        let spans = self.spans.as_ref().is_none_or(|s| s.flush(timeout));
+        spans && self.pipeline.flush(timeout.saturating_sub(start.elapsed()))
+    }
+
+    /// The span pipeline's counters, when traces are recorded.
+    pub fn span_stats(&self) -> Option<PipelineStats> {
+        self.spans.as_ref().map(|s| s.stats())
     }
 
     /// The pipeline's counters now.
@@ -210,11 +223,16 @@ impl TelemetryGuard {
         if let Some(m) = &mut self.metrics {
             m.stop();
         }
-        let completed = self.pipeline.shutdown(timeout);
+        // Spans first (their last records may be written while logs still flow), then logs.
+        let spans_done = self.spans.as_ref().is_none_or(|s| s.shutdown(timeout / 2));
+        let logs_done = self
+            .pipeline
+            .shutdown(timeout.saturating_sub(start.elapsed()));
         ShutdownReport {
-            completed,
+            completed: spans_done && logs_done,
             elapsed: start.elapsed(),
             stats: self.pipeline.stats(),
+            spans: self.spans.as_ref().map(|s| s.stats()),
         }
     }
 }
@@ -224,6 +242,9 @@ impl Drop for TelemetryGuard {
         if !self.shut_down {
             if let Some(m) = &mut self.metrics {
                 m.stop();
+            }
+            if let Some(spans) = &self.spans {
+                spans.shutdown(self.drop_timeout / 2);
             }
             self.pipeline.shutdown(self.drop_timeout);
         }

@@ -12,7 +12,7 @@ use crate::collect::filter::{SharedFilter, parse_filter, to_log_level};
 use crate::collect::metrics::{MetricsRecorder, MetricsRegistry, RegistrySettings};
 use crate::collect::record::LogRecord;
 use crate::collect::system::{SystemMetrics, SystemMetricsSettings};
-use crate::collect::{LogCollector, TelemetryLayer};
+use crate::collect::{LogCollector, SpanCollector, TelemetryLayer};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::export::accounting::Accounting;
@@ -24,6 +24,7 @@ use crate::export::queue::{Queue, QueueLimits};
 use crate::export::scrape::{RenderFn, ScrapeServer};
 use crate::export::sink::WriterSink;
 use crate::export::sink::file::{RollingFile, RollingFileSettings};
+use crate::export::span_worker::{SpanRecord, SpanWorker};
 use crate::export::worker::{SinkSlot, Worker};
 use crate::guard::{MetricsParts, TelemetryGuard};
 use crate::process::Processor;
@@ -68,6 +69,8 @@ pub fn init(config: Config) -> Result<TelemetryGuard, Error> {
 /// let mut config = stockbot_telemetry::Config::for_service("risk");
 /// config.log.stdout = false;
 /// config.log.file.enabled = false;
+/// config.metrics.listen = String::new();
+/// config.traces.file.enabled = false;
 /// let (layer, guard) = stockbot_telemetry::TelemetryBuilder::new(config)
 ///     .with_writer("capture", std::io::sink())
 ///     .build()
@@ -81,6 +84,7 @@ pub fn init(config: Config) -> Result<TelemetryGuard, Error> {
 pub struct TelemetryBuilder {
     config: Config,
     writers: Vec<(String, Box<dyn Write + Send>)>,
+    span_writers: Vec<(String, Box<dyn Write + Send>)>,
     sim_clock: Option<SimClock>,
 }
 
@@ -103,6 +107,7 @@ impl TelemetryBuilder {
         TelemetryBuilder {
             config,
             writers: Vec::new(),
+            span_writers: Vec::new(),
             sim_clock: None,
         }
     }
@@ -115,6 +120,17 @@ impl TelemetryBuilder {
         writer: impl Write + Send + 'static,
     ) -> Self {
         self.writers.push((name.into(), Box::new(writer)));
+        self
+    }
+
+    /// Adds a sink of finished spans (JSON lines, the format of
+    /// [`analysis::read_json_lines`](crate::analysis::read_json_lines)) — a test buffer, a pipe.
+    pub fn with_span_writer(
+        mut self,
+        name: impl Into<String>,
+        writer: impl Write + Send + 'static,
+    ) -> Self {
+        self.span_writers.push((name.into(), Box::new(writer)));
         self
     }
 
@@ -132,6 +148,7 @@ impl TelemetryBuilder {
         let TelemetryBuilder {
             config,
             writers,
+            span_writers,
             sim_clock,
         } = self;
         config.validate()?;
@@ -229,7 +246,13 @@ impl TelemetryBuilder {
         );
         spawn_worker(worker, &p.worker_cpus, Arc::clone(&pipeline))?;
 
-        let metrics = match build_metrics(&config, &host_name, &pipeline) {
+        let spans = build_spans(&config, span_writers, &clock, &key, &pipeline)?;
+        let metrics = match build_metrics(
+            &config,
+            &host_name,
+            &pipeline,
+            spans.as_ref().map(|s| &s.pipeline),
+        ) {
             Ok(m) => m,
             Err(e) => {
                 pipeline.shutdown(std::time::Duration::from_secs(1));
@@ -242,6 +265,7 @@ impl TelemetryBuilder {
             .map(|s| format!("http://{}/metrics", s.addr()));
         let guard = TelemetryGuard::new(
             Arc::clone(&pipeline),
+            spans.as_ref().map(|s| Arc::clone(&s.pipeline)),
             logs.filter.clone(),
             p.drop_flush_timeout,
             log_file.clone(),
@@ -282,7 +306,14 @@ impl TelemetryBuilder {
                 "no log.redaction.pseudonym_key configured: account pseudonyms are only stable within this process".into(),
             ));
         }
-        Ok((TelemetryLayer { pipeline, logs }, guard))
+        Ok((
+            TelemetryLayer {
+                pipeline,
+                logs,
+                spans,
+            },
+            guard,
+        ))
     }
 
     /// [`build`](Self::build), wrapped in a `tracing::Dispatch` (registry + our layer) for
@@ -350,10 +381,97 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
 
 /// The metrics side: registry with the trading catalogue's help and buckets, the renderer, and
 /// the scrape endpoint (bound now, so a port in use is an init error).
+/// The span side: head sampler, spans pipeline, its sinks (the span file, span writers) and
+/// worker. `None` when traces are off or no span sink is left (span ids are still assigned,
+/// for log correlation).
+fn build_spans(
+    config: &Config,
+    writers: Vec<(String, Box<dyn Write + Send>)>,
+    clock: &Arc<RecordClock>,
+    key: &[u8],
+    logs: &Arc<Pipeline<LogRecord>>,
+) -> Result<Option<Arc<SpanCollector>>, Error> {
+    let t = &config.traces;
+    if !t.enabled {
+        return Ok(None);
+    }
+    let mut sinks = Vec::new();
+    if t.file.enabled {
+        let directory = t
+            .file
+            .directory
+            .clone()
+            .unwrap_or_else(|| config.log.file.directory.clone());
+        let settings = RollingFileSettings {
+            directory: directory.clone(),
+            prefix: t
+                .file
+                .prefix
+                .clone()
+                .unwrap_or_else(|| format!("{}-spans", config.file_prefix())),
+            max_file_bytes: t.file.max_file_bytes,
+            max_file_age: config.log.file.max_file_age,
+            max_files: t.file.max_files,
+            max_age: t.file.max_age,
+        };
+        let file = RollingFile::open(settings).map_err(|source| ErrorKind::SinkOpen {
+            field: "traces.file.directory".into(),
+            target: directory.display().to_string(),
+            source,
+        })?;
+        sinks.push(SinkSlot::new("file", Box::new(file)));
+    }
+    for (name, writer) in writers {
+        sinks.push(SinkSlot::new(name, Box::new(WriterSink::new(writer))));
+    }
+    if sinks.is_empty() {
+        return Ok(None);
+    }
+    let root = crate::process::head_sampling::parse_sampler(&t.sampler, t.sampler_arg)
+        .map_err(|e| Error::invalid("traces.sampler", &t.sampler, e))?;
+    let pipeline = Arc::new(Pipeline::new(
+        Queue::new(QueueLimits {
+            capacity: t.queue_capacity,
+            audit_reserve: t.queue_capacity / 8,
+            max_bytes: 64 * 1024 * 1024,
+            wake_at: t.batch_max_spans.min(t.queue_capacity),
+        }),
+        Accounting::new(sinks.iter().map(|s| s.name.clone())),
+        t.flush_interval,
+    ));
+    let worker = SpanWorker::new(
+        Arc::clone(&pipeline),
+        Arc::clone(clock),
+        config.service.name.clone(),
+        crate::process::redact::Redactor::new(key),
+        sinks,
+        t.batch_max_spans,
+    );
+    let p = Arc::clone(&pipeline);
+    let spawned = std::thread::Builder::new()
+        .name("stockbot-telemetry-spans".into())
+        .spawn(move || {
+            let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run())) {
+                Ok(()) => p.worker_exited(),
+                Err(_) => p.worker_died(),
+            }
+        });
+    if let Err(source) = spawned {
+        logs.shutdown(std::time::Duration::from_secs(1));
+        return Err(ErrorKind::SpawnWorker { source }.into());
+    }
+    Ok(Some(Arc::new(SpanCollector {
+        pipeline,
+        sampler: crate::process::head_sampling::HeadSampler::new(root, t.max_traces_per_second),
+    })))
+}
+
 fn build_metrics(
     config: &Config,
     host_name: &str,
     pipeline: &Arc<Pipeline<LogRecord>>,
+    spans: Option<&Arc<Pipeline<SpanRecord>>>,
 ) -> Result<Option<MetricsParts>, Error> {
     let m = &config.metrics;
     if !m.enabled {
@@ -418,6 +536,7 @@ fn build_metrics(
             .collect();
     let render: RenderFn = {
         let (registry, pipeline) = (Arc::clone(&registry), Arc::clone(pipeline));
+        let spans = spans.cloned();
         let push_targets = push_targets.clone();
         Arc::new(move || {
             registry.expire_idle(std::time::Instant::now());
@@ -427,6 +546,7 @@ fn build_metrics(
                     global_labels: global_labels.clone(),
                     target_info: Some(target_info.clone()),
                     logs: Some(pipeline.stats()),
+                    spans: spans.as_ref().map(|s| s.stats()),
                     push: push_targets.clone(),
                 },
             )

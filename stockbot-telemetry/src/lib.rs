@@ -95,6 +95,7 @@
 //!     c.log.stdout = false;
 //!     c.log.file.enabled = false;
 //!     c.metrics.listen = String::new(); // no endpoint in this example
+//!     c.traces.file.enabled = false;
 //!     c.metrics.system.enabled = false;
 //!     c
 //! })
@@ -133,6 +134,7 @@
 //!
 //! Rust 1.95 or newer (edition 2024).
 
+pub mod analysis;
 mod collect;
 mod config;
 mod context;
@@ -146,12 +148,16 @@ pub mod trading;
 pub use collect::TelemetryLayer;
 pub use collect::clock::SimClock;
 pub use collect::metrics::MetricsRecorder;
+pub use collect::propagation;
 pub use config::{
     Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, OtlpMetricsConfig,
     PipelineConfig, PushConfig, RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig,
-    SystemMetricsConfig,
+    SpanFileConfig, SystemMetricsConfig, TracesConfig,
 };
-pub use context::{spawn, spawn_thread};
+pub use context::{
+    current_context, extract_into, inject_current, inject_current_with, set_parent, spawn,
+    spawn_thread,
+};
 pub use error::{Error, ErrorKind};
 pub use export::accounting::{PipelineStats, SinkStats};
 pub use guard::{ShutdownReport, TelemetryGuard};

@@ -16,6 +16,7 @@ use tracing_subscriber::registry::LookupSpan;
 use super::record::{AUDIT, EventVisitor, LogRecord};
 use super::span::{SpanContext, SpanVisitor};
 use crate::export::pipeline::Pipeline;
+use crate::export::span_worker::SpanRecord;
 use crate::process::sample::Decision;
 
 /// The SDK's `tracing` layer, for users who assemble their own subscriber.
@@ -27,6 +28,14 @@ use crate::process::sample::Decision;
 pub struct TelemetryLayer {
     pub(crate) pipeline: Arc<Pipeline<LogRecord>>,
     pub(crate) logs: Arc<LogCollector>,
+    pub(crate) spans: Option<Arc<SpanCollector>>,
+}
+
+/// What recording spans needs: the head sampler and the spans pipeline.
+#[derive(Debug)]
+pub(crate) struct SpanCollector {
+    pub(crate) pipeline: Arc<Pipeline<SpanRecord>>,
+    pub(crate) sampler: crate::process::head_sampling::HeadSampler,
 }
 
 /// What capturing a log event needs besides the pipeline.
@@ -134,7 +143,15 @@ where
         let parent = span
             .parent()
             .and_then(|p| p.extensions().get::<Arc<SpanContext>>().cloned());
-        let mut sc = SpanContext::new(attrs.metadata().name(), parent.as_deref());
+        let meta = attrs.metadata();
+        let spans = self.spans.as_deref();
+        let mut sc = SpanContext::new(
+            meta.name(),
+            meta.target(),
+            parent.as_deref(),
+            |trace_id| spans.is_some_and(|s| s.sampler.sample_root(trace_id)),
+            self.logs.clock.stamp(),
+        );
         attrs.record(&mut SpanVisitor {
             ctx: &mut sc,
             limit: self.logs.max_field_bytes,
@@ -171,6 +188,25 @@ where
         let span = ctx
             .event_span(event)
             .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned());
+        if let Some(span) = &span
+            && *event.metadata().level() == tracing_core::Level::ERROR
+        {
+            span.error.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.capture(event, span);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(spans) = &self.spans else { return };
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(sc) = span.extensions().get::<Arc<SpanContext>>().cloned() else {
+            return;
+        };
+        if sc.sampled {
+            spans.pipeline.submit(SpanRecord {
+                ctx: sc,
+                end_stamp: self.logs.clock.stamp(),
+            });
+        }
     }
 }

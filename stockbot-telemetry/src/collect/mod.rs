@@ -5,10 +5,11 @@ pub(crate) mod clock;
 pub(crate) mod filter;
 mod layer;
 pub(crate) mod metrics;
+pub mod propagation;
 pub(crate) mod record;
 pub(crate) mod span;
 pub(crate) mod system;
 
-pub(crate) use layer::LogCollector;
 pub use layer::TelemetryLayer;
+pub(crate) use layer::{LogCollector, SpanCollector};
 pub(crate) use span::random_u64;

@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tracing_core::field::{Field as TracingField, Visit};
 
@@ -18,29 +19,62 @@ pub(crate) enum OwnedValue {
     Bool(bool),
 }
 
-/// What the events inside a span inherit from it (and its parents).
+/// What the events inside a span inherit from it (and its parents), and what the span
+/// exporter needs when it closes.
 #[derive(Debug, Clone)]
 pub(crate) struct SpanContext {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
+    pub(crate) parent_span_id: Option<u64>,
+    /// Exported (the head sampler's decision, inherited by children).
+    pub(crate) sampled: bool,
     pub(crate) name: &'static str,
+    pub(crate) target: &'static str,
     pub(crate) audit: bool,
-    /// Own fields first, then the parents' not overridden by a closer span.
+    /// Raw clock stamp of the span's creation.
+    pub(crate) start_stamp: u64,
+    /// The parents' fields not overridden, then this span's own.
     pub(crate) fields: Vec<(&'static str, OwnedValue)>,
+    /// Names of the fields this span set itself (exported as its attributes).
+    pub(crate) own: Vec<&'static str>,
+    /// Set when the span (or an error event inside it) reports an error; shared by the
+    /// copies made when fields are recorded later.
+    pub(crate) error: Arc<AtomicBool>,
 }
 
 impl SpanContext {
-    pub(crate) fn new(name: &'static str, parent: Option<&SpanContext>) -> Self {
-        let (trace_id, fields, audit) = match parent {
-            Some(p) => (p.trace_id, p.fields.clone(), p.audit),
-            None => (random_u128_nonzero(), Vec::new(), false),
+    pub(crate) fn new(
+        name: &'static str,
+        target: &'static str,
+        parent: Option<&SpanContext>,
+        sample_root: impl FnOnce(u128) -> bool,
+        start_stamp: u64,
+    ) -> Self {
+        let (trace_id, fields, audit, parent_span_id, sampled) = match parent {
+            Some(p) => (
+                p.trace_id,
+                p.fields.clone(),
+                p.audit,
+                Some(p.span_id),
+                p.sampled,
+            ),
+            None => {
+                let trace_id = random_u128_nonzero();
+                (trace_id, Vec::new(), false, None, sample_root(trace_id))
+            }
         };
         SpanContext {
             trace_id,
             span_id: random_u64_nonzero(),
+            parent_span_id,
+            sampled,
             name,
+            target,
             audit,
+            start_stamp,
             fields,
+            own: Vec::new(),
+            error: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -48,10 +82,27 @@ impl SpanContext {
         if name == "audit" && value == OwnedValue::Bool(true) {
             self.audit = true;
         }
+        let is_error = matches!(name, "error" | "error.message" | "exception.message")
+            || (name == "otel.status_code"
+                && matches!(&value, OwnedValue::Str(s) if s.eq_ignore_ascii_case("error")));
+        if is_error {
+            self.error.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if !self.own.contains(&name) {
+            self.own.push(name);
+        }
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name, value)),
         }
+    }
+
+    /// This span's own field values.
+    pub(crate) fn own_fields(&self) -> impl Iterator<Item = (&'static str, &OwnedValue)> {
+        self.fields
+            .iter()
+            .filter(|(n, _)| self.own.contains(n))
+            .map(|(n, v)| (*n, v))
     }
 
     pub(crate) fn shared(self) -> Arc<Self> {
@@ -177,16 +228,19 @@ mod tests {
 
     #[test]
     fn children_inherit_trace_and_fields() {
-        let mut root = SpanContext::new("root", None);
+        let mut root = SpanContext::new("root", "t", None, |_| true, 0);
         root.set("order.cl_ord_id", OwnedValue::Str("C1".into()));
         root.set("audit", OwnedValue::Bool(true));
-        let mut child = SpanContext::new("child", Some(&root));
+        let mut child = SpanContext::new("child", "t", Some(&root), |_| false, 1);
         child.set("order.cl_ord_id", OwnedValue::Str("C2".into()));
         assert_eq!(child.trace_id, root.trace_id);
         assert_ne!(child.span_id, root.span_id);
         assert!(child.audit);
         assert_eq!(child.fields.len(), 2);
         assert_eq!(child.fields[0].1, OwnedValue::Str("C2".into()));
+        assert!(child.sampled, "children inherit the root's decision");
+        assert_eq!(child.parent_span_id, Some(root.span_id));
+        assert_eq!(child.own_fields().count(), 1);
     }
 
     #[test]

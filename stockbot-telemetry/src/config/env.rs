@@ -44,6 +44,31 @@ where
         config.log.filter = filter;
     }
     apply_otel_metrics(config, &otel)?;
+    if let Some(s) = otel
+        .get("OTEL_TRACES_SAMPLER")
+        .filter(|s| !s.trim().is_empty())
+    {
+        crate::process::head_sampling::parse_sampler(s, None)
+            .map_err(|e| Error::invalid("OTEL_TRACES_SAMPLER", s, e))?;
+        config.traces.sampler = s.trim().to_owned();
+    }
+    if let Some(a) = otel
+        .get("OTEL_TRACES_SAMPLER_ARG")
+        .filter(|s| !s.trim().is_empty())
+    {
+        config.traces.sampler_arg = Some(parse("OTEL_TRACES_SAMPLER_ARG", a)?);
+    }
+    match otel.get("OTEL_TRACES_EXPORTER").map(|v| v.trim()) {
+        Some("none") => config.traces.enabled = false,
+        None | Some("") | Some("otlp") => {}
+        Some(other) => {
+            return Err(Error::invalid(
+                "OTEL_TRACES_EXPORTER",
+                other,
+                "expected otlp or none",
+            ));
+        }
+    }
     for (key, value) in rest {
         apply_one(config, &key, &value)?;
     }
@@ -141,6 +166,9 @@ fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
         "STOCKBOT_QUEUE_CAPACITY" => config.pipeline.queue_capacity = parse(key, value)?,
         "STOCKBOT_FLUSH_INTERVAL" => config.pipeline.flush_interval = parse_duration(key, value)?,
         "STOCKBOT_METRICS" => config.metrics.enabled = parse_bool(key, value)?,
+        "STOCKBOT_TRACES_MAX_PER_SECOND" => {
+            config.traces.max_traces_per_second = Some(parse(key, value)?);
+        }
         "STOCKBOT_METRICS_LISTEN" => config.metrics.listen = value.trim().to_owned(),
         "STOCKBOT_METRICS_NAMESPACE" => config.metrics.namespace = value.trim().to_owned(),
         "STOCKBOT_METRICS_MAX_SERIES" => config.metrics.max_series_per_metric = parse(key, value)?,

@@ -49,6 +49,80 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Metrics: recorder, naming and cardinality rules, scrape endpoint, system metrics.
     pub metrics: MetricsConfig,
+    /// Traces: head sampling and where finished spans go.
+    pub traces: TracesConfig,
+}
+
+/// Trace settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Record spans at all (ids for log correlation are assigned either way). Default on.
+    pub enabled: bool,
+    /// `OTEL_TRACES_SAMPLER` names: `parentbased_traceidratio` (default), `parentbased_always_on`,
+    /// `parentbased_always_off`, `traceidratio`, `always_on`, `always_off`. Children always
+    /// follow their parent's decision (local or from `traceparent`).
+    pub sampler: String,
+    /// The ratio for the `traceidratio` samplers, 0..=1. Default 1.0.
+    pub sampler_arg: Option<f64>,
+    /// At most this many new traces per second are sampled (a token bucket). Default: no limit.
+    pub max_traces_per_second: Option<f64>,
+    /// The local JSON-lines span file (the embedded default sink), next to the log file.
+    pub file: SpanFileConfig,
+    /// Most finished spans waiting for export. Default 2048.
+    pub queue_capacity: usize,
+    /// Spans per batch. Default 512.
+    pub batch_max_spans: usize,
+    /// Longest a finished span waits before it is written. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            enabled: true,
+            sampler: "parentbased_traceidratio".into(),
+            sampler_arg: None,
+            max_traces_per_second: None,
+            file: SpanFileConfig::default(),
+            queue_capacity: 2048,
+            batch_max_spans: 512,
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The rolling JSON-lines file of finished spans (read by `stockbot_telemetry::analysis`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpanFileConfig {
+    /// Write it. Default on.
+    pub enabled: bool,
+    /// Directory. Default: the log directory (`log.file.directory`).
+    pub directory: Option<PathBuf>,
+    /// File stem. Default `<service>-spans`.
+    pub prefix: Option<String>,
+    /// Rotate past this size. Default 64 MiB.
+    pub max_file_bytes: u64,
+    /// Rotated files kept. Default 10.
+    pub max_files: usize,
+    /// Rotated files older than this are deleted. Default 7 days.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for SpanFileConfig {
+    fn default() -> Self {
+        SpanFileConfig {
+            enabled: true,
+            directory: None,
+            prefix: None,
+            max_file_bytes: 64 * 1024 * 1024,
+            max_files: 10,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 /// Identity of the emitting service; becomes the `service.*`, `host.name` and
@@ -677,6 +751,9 @@ impl Config {
     /// | `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS` | `metrics.otlp.headers` |
     /// | `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | `metrics.otlp.timeout` |
     /// | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | `metrics.otlp.interval` |
+    /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `traces.sampler`, `traces.sampler_arg` |
+    /// | `OTEL_TRACES_EXPORTER` | `none` turns traces off |
+    /// | `STOCKBOT_TRACES_MAX_PER_SECOND` | `traces.max_traces_per_second` |
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfig`] naming the variable and its value.

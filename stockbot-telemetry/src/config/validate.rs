@@ -112,6 +112,46 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
     }
 
     validate_metrics(&config.metrics)?;
+    let t = &config.traces;
+    crate::process::head_sampling::parse_sampler(&t.sampler, t.sampler_arg)
+        .map_err(|e| Error::invalid("traces.sampler", &t.sampler, e))?;
+    if let Some(r) = t.max_traces_per_second
+        && !(r.is_finite() && r > 0.0)
+    {
+        return Err(Error::invalid(
+            "traces.max_traces_per_second",
+            r,
+            "must be a positive number",
+        ));
+    }
+    if t.enabled {
+        if t.queue_capacity == 0 {
+            return Err(Error::invalid(
+                "traces.queue_capacity",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if t.batch_max_spans == 0 {
+            return Err(Error::invalid(
+                "traces.batch_max_spans",
+                0,
+                "must be at least 1",
+            ));
+        }
+        positive_duration("traces.flush_interval", t.flush_interval)?;
+        if t.file.enabled {
+            positive_u64("traces.file.max_file_bytes", t.file.max_file_bytes)?;
+            if t.file.max_files == 0 {
+                return Err(Error::invalid(
+                    "traces.file.max_files",
+                    0,
+                    "must be at least 1",
+                ));
+            }
+            positive_duration("traces.file.max_age", t.file.max_age)?;
+        }
+    }
 
     let p = &config.pipeline;
     if p.queue_capacity == 0 || p.queue_capacity > 16 * 1024 * 1024 {

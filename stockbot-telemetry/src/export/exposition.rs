@@ -19,6 +19,8 @@ pub(crate) struct Extra {
     pub(crate) target_info: Option<String>,
     /// The log pipeline's counters, exported as self-metrics.
     pub(crate) logs: Option<PipelineStats>,
+    /// The span pipeline's counters.
+    pub(crate) spans: Option<PipelineStats>,
     /// Push outcomes per target (`pushgateway`, `otlp`).
     pub(crate) push: Vec<(&'static str, std::sync::Arc<crate::export::push::PushStats>)>,
 }
@@ -291,35 +293,63 @@ fn render_self(out: &mut String, registry: &MetricsRegistry, extra: &Extra) {
             })
         }),
     );
-    let Some(logs) = &extra.logs else { return };
-    let sig = label("signal", "logs");
+    let signals = [
+        ("logs", extra.logs.as_ref()),
+        ("spans", extra.spans.as_ref()),
+    ];
+    render_signals(out, global, &signals);
+}
+
+/// The pipeline self-metrics, one series per signal (`logs`, `spans`) present; each family's
+/// HELP and TYPE appear once.
+fn render_signals(out: &mut String, global: &str, signals: &[(&str, Option<&PipelineStats>)]) {
+    let present: Vec<(String, &PipelineStats)> = signals
+        .iter()
+        .filter_map(|(name, stats)| Some((label("signal", name), (*stats)?)))
+        .collect();
+    let per_signal = |f: &dyn Fn(&str, &PipelineStats) -> u64| -> Vec<(String, u64)> {
+        present
+            .iter()
+            .map(|(sig, st)| (sig.clone(), f(sig, st)))
+            .collect()
+    };
+    let per_sink = |f: &dyn Fn(&PipelineStats, &crate::SinkStats) -> u64| -> Vec<(String, u64)> {
+        present
+            .iter()
+            .flat_map(|(sig, st)| {
+                st.sinks
+                    .iter()
+                    .map(move |s| (format!("{sig},{}", label("sink", &s.name)), f(st, s)))
+            })
+            .collect()
+    };
     counter_family(
         out,
         global,
         "stockbot_telemetry_emitted_total",
         "Records that entered the telemetry pipeline",
-        [(sig.clone(), logs.emitted)],
+        per_signal(&|_, st| st.emitted),
     );
     counter_family(
         out,
         global,
         "stockbot_telemetry_exported_total",
         "Records written by a sink",
-        logs.sinks
-            .iter()
-            .map(|s| (format!("{sig},{}", label("sink", &s.name)), s.written)),
+        per_sink(&|_, s| s.written),
     );
     let mut dropped = Vec::new();
-    for s in &logs.sinks {
-        for (reason, n) in logs.dropped.iter().chain(s.dropped.iter()) {
-            dropped.push((
-                format!(
-                    "{sig},{},{}",
-                    label("sink", &s.name),
-                    label("reason", reason)
-                ),
-                *n,
-            ));
+    for (sig, st) in &present {
+        for s in &st.sinks {
+            for (reason, n) in st.dropped.iter().chain(s.dropped.iter()) {
+                dropped.push((
+                    format!(
+                        "{sig},{},{}",
+                        label("sink", &s.name),
+                        label("reason", reason)
+                    ),
+                    *n,
+                ));
+            }
         }
     }
     counter_family(
@@ -334,39 +364,41 @@ fn render_self(out: &mut String, registry: &MetricsRegistry, extra: &Extra) {
         global,
         "stockbot_telemetry_sampled_away_total",
         "Log events skipped by call-site sampling",
-        [(sig.clone(), logs.sampled_away)],
+        per_signal(&|_, st| st.sampled_away),
     );
+    let as_f64 = |rows: Vec<(String, u64)>| {
+        rows.into_iter()
+            .map(|(l, v)| (l, v as f64))
+            .collect::<Vec<_>>()
+    };
     gauge_family(
         out,
         global,
         "stockbot_telemetry_queue_depth",
         "Records waiting in the pipeline queue",
-        [(sig.clone(), logs.queued as f64)],
+        as_f64(per_signal(&|_, st| st.queued)),
     );
     gauge_family(
         out,
         global,
         "stockbot_telemetry_buffered",
         "Records inside the pipeline (queued or being written)",
-        [(sig.clone(), logs.buffered() as f64)],
+        as_f64(per_signal(&|_, st| st.buffered())),
     );
     gauge_family(
         out,
         global,
         "stockbot_telemetry_export_latency_seconds",
         "Time the oldest record of the last batch waited before the sinks had it",
-        [(sig.clone(), logs.last_batch_latency.as_secs_f64())],
+        present
+            .iter()
+            .map(|(sig, st)| (sig.clone(), st.last_batch_latency.as_secs_f64())),
     );
     gauge_family(
         out,
         global,
         "stockbot_telemetry_exporter_up",
         "1 while the sink's worker runs",
-        logs.sinks.iter().map(|s| {
-            (
-                format!("{sig},{}", label("sink", &s.name)),
-                if logs.worker_alive { 1.0 } else { 0.0 },
-            )
-        }),
+        as_f64(per_sink(&|st, _| u64::from(st.worker_alive))),
     );
 }

@@ -13,4 +13,5 @@ pub(crate) mod queue;
 pub(crate) mod retry;
 pub(crate) mod scrape;
 pub(crate) mod sink;
+pub(crate) mod span_worker;
 pub(crate) mod worker;

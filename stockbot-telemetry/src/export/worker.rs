@@ -29,6 +29,37 @@ pub(crate) struct SinkSlot {
 }
 
 impl SinkSlot {
+    /// Writes one batch of `n` records, counting the outcome; never panics (a panicking sink
+    /// counts its batch as `worker_panic`), never retries (a failed sink backs off).
+    pub(crate) fn write(
+        &mut self,
+        bytes: &[u8],
+        n: u64,
+        counters: &super::accounting::SinkCounters,
+        panics: &std::sync::atomic::AtomicU64,
+    ) {
+        let now = Instant::now();
+        if !self.backoff.ready(now) {
+            counters.dropped(DropReason::SinkBackoff, n);
+            return;
+        }
+        let sink = &mut self.sink;
+        match catch_unwind(AssertUnwindSafe(|| sink.write_batch(bytes))) {
+            Ok(Ok(())) => {
+                counters.written(n);
+                self.backoff.succeeded();
+            }
+            Ok(Err(_)) => {
+                counters.dropped(DropReason::SinkError, n);
+                self.backoff.failed(now, None);
+            }
+            Err(_) => {
+                panics.fetch_add(1, Relaxed);
+                counters.dropped(DropReason::WorkerPanic, n);
+            }
+        }
+    }
+
     pub(crate) fn new(name: impl Into<String>, sink: Box<dyn Sink>) -> Self {
         SinkSlot {
             name: name.into(),
@@ -184,26 +215,7 @@ impl Worker {
                 .store(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX), Relaxed);
         }
         for (i, slot) in self.sinks.iter_mut().enumerate() {
-            let counters = &acct.sinks[i];
-            if !slot.backoff.ready(now) {
-                counters.dropped(DropReason::SinkBackoff, n);
-                continue;
-            }
-            let bytes = &self.batch.bytes;
-            match catch_unwind(AssertUnwindSafe(|| slot.sink.write_batch(bytes))) {
-                Ok(Ok(())) => {
-                    counters.written(n);
-                    slot.backoff.succeeded();
-                }
-                Ok(Err(_)) => {
-                    counters.dropped(DropReason::SinkError, n);
-                    slot.backoff.failed(now, None);
-                }
-                Err(_) => {
-                    acct.worker_panics.fetch_add(1, Relaxed);
-                    counters.dropped(DropReason::WorkerPanic, n);
-                }
-            }
+            slot.write(&self.batch.bytes, n, &acct.sinks[i], &acct.worker_panics);
         }
         acct.in_flight.fetch_sub(n, Relaxed);
         self.batch.clear();

@@ -1,6 +1,7 @@
 //! Processing on the worker, before any sink: schema enforcement, enrichment, redaction,
 //! pseudonymisation, escaping — and encoding into one ECS-compatible JSON line.
 
+pub(crate) mod head_sampling;
 pub(crate) mod redact;
 pub(crate) mod sample;
 pub(crate) mod schema;

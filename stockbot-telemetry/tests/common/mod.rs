@@ -77,6 +77,7 @@ pub fn config() -> Config {
     c.log.filter = "trace".into();
     c.metrics.listen = String::new();
     c.metrics.system.enabled = false;
+    c.traces.file.enabled = false;
     c.log.schema = SchemaMode::Strict;
     c.log.redaction.pseudonym_key =
         Some(stockbot_telemetry::Secret::new("0123456789abcdef-test-key"));

@@ -1,0 +1,210 @@
+//! Finished spans: the caller's thread pushes a reference to the span's context and its end
+//! stamp onto the spans pipeline; this worker turns them into `FinishedSpan`s (timestamps,
+//! canonical attribute names, redaction) and writes JSON lines to the span sinks.
+
+use std::mem::size_of;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use stockbot_telemetry_conventions::{self as conventions, Sensitivity};
+
+use super::accounting::DropReason;
+use super::batch::{Batch, BatchLimits};
+use super::pipeline::{Item, Pipeline};
+use super::worker::SinkSlot;
+use crate::analysis::{FinishedSpan, SpanKind, to_json_line};
+use crate::collect::clock::RecordClock;
+use crate::collect::span::{OwnedValue, SpanContext};
+use crate::process::redact::Redactor;
+
+/// A closed, sampled span waiting for export.
+#[derive(Debug)]
+pub(crate) struct SpanRecord {
+    pub(crate) ctx: Arc<SpanContext>,
+    pub(crate) end_stamp: u64,
+}
+
+impl Item for SpanRecord {
+    fn size_bytes(&self) -> usize {
+        size_of::<Self>()
+            + size_of::<SpanContext>()
+            + self
+                .ctx
+                .fields
+                .iter()
+                .map(|(_, v)| match v {
+                    OwnedValue::Str(s) => s.len() + 32,
+                    _ => 32,
+                })
+                .sum::<usize>()
+    }
+    fn is_audit(&self) -> bool {
+        self.ctx.audit
+    }
+}
+
+fn text(v: &OwnedValue) -> String {
+    match v {
+        OwnedValue::Str(s) => s.to_string(),
+        OwnedValue::I64(n) => n.to_string(),
+        OwnedValue::U64(n) => n.to_string(),
+        OwnedValue::F64(n) => n.to_string(),
+        OwnedValue::Bool(b) => b.to_string(),
+    }
+}
+
+/// Builds the exported form: canonical names, secrets redacted, ids pseudonymised.
+pub(crate) fn finish(
+    rec: &SpanRecord,
+    clock: &RecordClock,
+    service: &str,
+    redactor: &Redactor,
+) -> FinishedSpan {
+    let c = &rec.ctx;
+    let mut kind = SpanKind::Internal;
+    let mut attributes = Vec::with_capacity(c.own.len() + 1);
+    attributes.push(("code.namespace".to_owned(), c.target.to_owned()));
+    let mut hits = Vec::new();
+    for (name, value) in c.own_fields() {
+        if matches!(name, "otel.kind" | "span.kind") {
+            kind = SpanKind::parse(&text(value).to_ascii_lowercase()).unwrap_or(SpanKind::Internal);
+            continue;
+        }
+        let (key, sensitivity) = match conventions::lookup(name) {
+            Some(def) => (def.name.to_owned(), def.sensitivity),
+            None if conventions::is_secret_name(name) => (name.to_owned(), Sensitivity::Secret),
+            None => (name.to_owned(), Sensitivity::Public),
+        };
+        let value = match sensitivity {
+            Sensitivity::Secret => "[REDACTED]".to_owned(),
+            Sensitivity::Pseudonymised => redactor.pseudonymise(&text(value)),
+            _ => {
+                hits.clear();
+                redactor.redact_text(&text(value), &mut hits).into_owned()
+            }
+        };
+        attributes.push((key, value));
+    }
+    FinishedSpan {
+        trace_id: c.trace_id,
+        span_id: c.span_id,
+        parent_span_id: c.parent_span_id,
+        name: c.name.to_owned(),
+        service: service.to_owned(),
+        kind,
+        start_unix_nanos: clock.unix_nanos(c.start_stamp),
+        end_unix_nanos: clock.unix_nanos(rec.end_stamp),
+        error: c.error.load(Relaxed),
+        attributes,
+    }
+}
+
+pub(crate) struct SpanWorker {
+    pub(crate) pipeline: Arc<Pipeline<SpanRecord>>,
+    pub(crate) clock: Arc<RecordClock>,
+    pub(crate) service: String,
+    pub(crate) redactor: Redactor,
+    pub(crate) sinks: Vec<SinkSlot>,
+    pub(crate) batch: Batch,
+    pub(crate) batch_max: usize,
+}
+
+impl SpanWorker {
+    pub(crate) fn new(
+        pipeline: Arc<Pipeline<SpanRecord>>,
+        clock: Arc<RecordClock>,
+        service: String,
+        redactor: Redactor,
+        sinks: Vec<SinkSlot>,
+        batch_max: usize,
+    ) -> Self {
+        SpanWorker {
+            pipeline,
+            clock,
+            service,
+            redactor,
+            sinks,
+            batch: Batch::new(BatchLimits {
+                max_records: batch_max,
+                max_bytes: 1 << 20,
+            }),
+            batch_max,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut seen = 0;
+        let mut records = Vec::with_capacity(self.batch_max);
+        loop {
+            let (epoch, shutdown) = self.pipeline.worker_round();
+            let mut budget = if shutdown {
+                usize::MAX
+            } else {
+                self.pipeline.queue.len()
+            };
+            while budget > 0 {
+                records.clear();
+                let n = self
+                    .pipeline
+                    .queue
+                    .drain_into(&mut records, self.batch_max.min(budget));
+                if n == 0 {
+                    break;
+                }
+                budget -= n;
+                self.pipeline.acct.in_flight.fetch_add(n as u64, Relaxed);
+                for rec in records.drain(..) {
+                    let (clock, service, redactor, out) = (
+                        &self.clock,
+                        &self.service,
+                        &self.redactor,
+                        &mut self.batch.bytes,
+                    );
+                    let encoded = catch_unwind(AssertUnwindSafe(|| {
+                        out.extend_from_slice(
+                            to_json_line(&finish(&rec, clock, service, redactor)).as_bytes(),
+                        );
+                        out.push(b'\n');
+                    }));
+                    if encoded.is_err() {
+                        let acct = &self.pipeline.acct;
+                        acct.worker_panics.fetch_add(1, Relaxed);
+                        for s in &acct.sinks {
+                            s.dropped(DropReason::WorkerPanic, 1);
+                        }
+                        acct.in_flight.fetch_sub(1, Relaxed);
+                        continue;
+                    }
+                    self.batch.record_added(Instant::now());
+                    if self.batch.is_full() {
+                        self.write();
+                    }
+                }
+            }
+            self.write();
+            for slot in &mut self.sinks {
+                let _ = catch_unwind(AssertUnwindSafe(|| slot.sink.flush()));
+            }
+            self.pipeline.flush_done(epoch);
+            if shutdown {
+                break;
+            }
+            seen = self.pipeline.queue.wait(seen, self.pipeline.flush_interval);
+        }
+    }
+
+    fn write(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let n = self.batch.records as u64;
+        let acct = &self.pipeline.acct;
+        for (i, slot) in self.sinks.iter_mut().enumerate() {
+            slot.write(&self.batch.bytes, n, &acct.sinks[i], &acct.worker_panics);
+        }
+        acct.in_flight.fetch_sub(n, Relaxed);
+        self.batch.clear();
+    }
+}

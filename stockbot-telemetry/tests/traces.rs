@@ -1,0 +1,220 @@
+//! Spans: head sampling, export of finished spans, propagation across services, analysis.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Buffer, config};
+use stockbot_telemetry::analysis::{self, FinishedSpan, SpanKind};
+use stockbot_telemetry::{Config, TelemetryBuilder, TelemetryGuard};
+use tracing::{error, info, info_span};
+
+struct Service {
+    dispatch: tracing::Dispatch,
+    guard: TelemetryGuard,
+    spans: Buffer,
+    logs: Buffer,
+}
+
+fn service(name: &str, tweak: impl FnOnce(&mut Config)) -> Service {
+    let mut c = config();
+    c.service.name = name.into();
+    c.service.own_targets = vec!["traces".into()];
+    tweak(&mut c);
+    let (spans, logs) = (Buffer::default(), Buffer::default());
+    let (dispatch, guard) = TelemetryBuilder::new(c)
+        .with_writer("mem", logs.clone())
+        .with_span_writer("mem", spans.clone())
+        .build_dispatch()
+        .unwrap();
+    Service {
+        dispatch,
+        guard,
+        spans,
+        logs,
+    }
+}
+
+impl Service {
+    fn finished(&self) -> Vec<FinishedSpan> {
+        assert!(self.guard.flush(Duration::from_secs(10)));
+        let (spans, malformed) = analysis::read_json_lines(&self.spans.text());
+        assert_eq!(malformed, 0);
+        spans
+    }
+}
+
+#[test]
+fn finished_spans_carry_ids_kinds_attributes_and_errors() {
+    let s = service("order-router", |_| {});
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let root = info_span!(target: "traces", "route_order", otel.kind = "server", cl_ord_id = "C-1", venue = "XNAS", account = "ACC-9", api_key = "sk_live_0123456789abcdefABCD");
+        let _r = root.enter();
+        let child = info_span!(target: "traces", "risk_check", risk_check = "notional");
+        let _c = child.enter();
+        error!(target: "traces", "limit breached");
+    });
+    let spans = s.finished();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let child = spans.iter().find(|x| x.name == "risk_check").unwrap();
+    let root = spans.iter().find(|x| x.name == "route_order").unwrap();
+    assert_eq!(child.trace_id, root.trace_id);
+    assert_eq!(child.parent_span_id, Some(root.span_id));
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.kind, SpanKind::Server);
+    assert_eq!(root.service, "order-router");
+    assert_eq!(root.attribute("order.cl_ord_id"), Some("C-1"));
+    assert_eq!(root.attribute("venue.name"), Some("XNAS"));
+    assert_eq!(root.attribute("api_key"), Some("[REDACTED]"));
+    assert!(root.attribute("account.id").unwrap().starts_with("pseu_"));
+    assert!(!s.spans.text().contains("ACC-9") && !s.spans.text().contains("sk_live_"));
+    assert!(child.error, "an error event marks its span");
+    assert!(!root.error);
+    assert!(
+        root.start_unix_nanos <= child.start_unix_nanos
+            && child.end_unix_nanos <= root.end_unix_nanos
+    );
+    // The log record inside carries the same ids.
+    let logs = s.logs.user_lines();
+    let record = logs
+        .iter()
+        .find(|m| m["message"] == "limit breached")
+        .unwrap();
+    assert_eq!(record["trace.id"], format!("{:032x}", root.trace_id));
+    assert_eq!(record["span.id"], format!("{:016x}", child.span_id));
+}
+
+#[test]
+fn unsampled_traces_are_not_exported_but_logs_keep_their_ids() {
+    let s = service("strategy", |c| c.traces.sampler = "always_off".into());
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let span = info_span!(target: "traces", "decide");
+        let _e = span.enter();
+        info!(target: "traces", "signal");
+    });
+    assert!(s.finished().is_empty());
+    let logs = s.logs.user_lines();
+    assert!(
+        logs.iter()
+            .any(|m| m["message"] == "signal" && m.contains_key("trace.id"))
+    );
+}
+
+#[test]
+fn ratio_sampling_keeps_whole_traces_and_the_rate_limit_caps_them() {
+    let s = service("md", |c| {
+        c.traces.sampler = "parentbased_traceidratio".into();
+        c.traces.sampler_arg = Some(0.5);
+    });
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        for _ in 0..400 {
+            let root = info_span!(target: "traces", "tick");
+            let _r = root.enter();
+            let _c = info_span!(target: "traces", "normalize").entered();
+        }
+    });
+    let spans = s.finished();
+    let roots = spans.iter().filter(|x| x.name == "tick").count();
+    let children = spans.iter().filter(|x| x.name == "normalize").count();
+    assert_eq!(
+        roots, children,
+        "parent-based: a sampled root keeps its children"
+    );
+    assert!((120..280).contains(&roots), "{roots} of 400 at ratio 0.5");
+
+    let limited = service("md2", |c| c.traces.max_traces_per_second = Some(3.0));
+    tracing::dispatcher::with_default(&limited.dispatch, || {
+        for _ in 0..200 {
+            let _r = info_span!(target: "traces", "tick").entered();
+        }
+    });
+    assert!(
+        limited.finished().len() <= 5,
+        "a burst of 200 traces is cut to the bucket"
+    );
+}
+
+#[test]
+fn one_order_is_one_trace_across_services() {
+    let strategy = service("strategy", |_| {});
+    let router = service("order-router", |_| {});
+    let mut headers: HashMap<String, String> = HashMap::new();
+    tracing::dispatcher::with_default(&strategy.dispatch, || {
+        let decide = info_span!(target: "traces", "decide", cl_ord_id = "C-7");
+        let _d = decide.enter();
+        let call = info_span!(target: "traces", "route_order", otel.kind = "client", peer.service = "order-router");
+        let _c = call.enter();
+        stockbot_telemetry::inject_current(&mut headers);
+    });
+    assert!(headers["traceparent"].starts_with("00-") && headers["traceparent"].ends_with("-01"));
+    tracing::dispatcher::with_default(&router.dispatch, || {
+        let server = info_span!(target: "traces", "route_order", otel.kind = "server");
+        stockbot_telemetry::extract_into(&server, &headers)
+            .unwrap()
+            .unwrap();
+        let _s = server.enter();
+        let _v = info_span!(target: "traces", "send_to_venue", otel.kind = "client", peer.service = "exchange").entered();
+    });
+    let mut all = strategy.finished();
+    all.extend(router.finished());
+    assert_eq!(all.len(), 4);
+    let trace = all[0].trace_id;
+    assert!(all.iter().all(|s| s.trace_id == trace), "{all:#?}");
+    let client = all
+        .iter()
+        .find(|s| s.service == "strategy" && s.kind == SpanKind::Client)
+        .unwrap();
+    let server = all
+        .iter()
+        .find(|s| s.service == "order-router" && s.kind == SpanKind::Server)
+        .unwrap();
+    assert_eq!(server.parent_span_id, Some(client.span_id));
+    let edges = analysis::dependency_graph(&all);
+    let pairs: Vec<(&str, &str)> = edges
+        .iter()
+        .map(|e| (e.caller.as_str(), e.callee.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("order-router", "exchange"), ("strategy", "order-router")]
+    );
+    let path: Vec<&str> = analysis::critical_path(&all, trace)
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        path,
+        ["decide", "route_order", "route_order", "send_to_venue"]
+    );
+}
+
+#[test]
+fn a_remote_unsampled_parent_is_respected_and_bad_traceparents_are_refused() {
+    let s = service("router", |_| {});
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let unsampled: HashMap<String, String> = [(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".to_owned(),
+        )]
+        .into();
+        let span = info_span!(target: "traces", "handle");
+        stockbot_telemetry::extract_into(&span, &unsampled).unwrap();
+        let _e = span.enter();
+        let _c = info_span!(target: "traces", "child").entered();
+
+        let bad: HashMap<String, String> = [(
+            "traceparent".to_owned(),
+            "00-XYZ-00f067aa0ba902b7-01".to_owned(),
+        )]
+        .into();
+        let span = info_span!(target: "traces", parent: None, "handle_bad");
+        assert!(stockbot_telemetry::extract_into(&span, &bad).is_err());
+    });
+    let names: Vec<String> = s.finished().into_iter().map(|x| x.name).collect();
+    assert_eq!(
+        names,
+        ["handle_bad"],
+        "the unsampled remote trace is not exported; the bad header starts a new trace"
+    );
+}
