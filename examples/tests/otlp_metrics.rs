@@ -1,4 +1,4 @@
-//! OTLP metrics push to a Collector (feature `otlp-metrics`), against the fake receiver that
+//! OTLP metrics push to a Collector (feature `otlp`), against the fake receiver that
 //! decodes the real protobuf: what arrives, credentials in headers, retry rules.
 
 use std::time::{Duration, Instant};

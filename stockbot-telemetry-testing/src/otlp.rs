@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
 /// The OTLP protobuf types (`opentelemetry-proto`), to decode and inspect what arrived.
@@ -265,6 +266,33 @@ impl FakeOtlpReceiver {
                 ExportMetricsServiceRequest::decode(r.body.as_slice())
                     .expect("valid OTLP metrics protobuf")
             })
+            .collect()
+    }
+}
+
+impl FakeOtlpReceiver {
+    /// The trace export requests answered with 2xx, decoded.
+    ///
+    /// # Panics
+    /// If a body is not a valid `ExportTraceServiceRequest`.
+    pub fn traces(&self) -> Vec<ExportTraceServiceRequest> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == "/v1/traces" && (200..300).contains(&r.answered))
+            .map(|r| {
+                ExportTraceServiceRequest::decode(r.body.as_slice())
+                    .expect("valid OTLP trace protobuf")
+            })
+            .collect()
+    }
+
+    /// Every span of every accepted trace export, in arrival order.
+    pub fn spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        self.traces()
+            .into_iter()
+            .flat_map(|r| r.resource_spans)
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
             .collect()
     }
 }

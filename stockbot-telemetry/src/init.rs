@@ -246,7 +246,7 @@ impl TelemetryBuilder {
         );
         spawn_worker(worker, &p.worker_cpus, Arc::clone(&pipeline))?;
 
-        let spans = build_spans(&config, span_writers, &clock, &key, &pipeline)?;
+        let spans = build_spans(&config, &host_name, span_writers, &clock, &key, &pipeline)?;
         let metrics = match build_metrics(
             &config,
             &host_name,
@@ -386,6 +386,11 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
 /// for log correlation).
 fn build_spans(
     config: &Config,
+    #[cfg_attr(
+        not(feature = "otlp"),
+        expect(unused_variables, reason = "names the OTLP resource")
+    )]
+    host_name: &str,
     writers: Vec<(String, Box<dyn Write + Send>)>,
     clock: &Arc<RecordClock>,
     key: &[u8],
@@ -423,6 +428,19 @@ fn build_spans(
     }
     for (name, writer) in writers {
         sinks.push(SinkSlot::new(name, Box::new(WriterSink::new(writer))));
+    }
+    #[cfg(feature = "otlp")]
+    if let Some(o) = &t.otlp {
+        let sink = crate::export::otlp_traces::OtlpSpanSink::new(
+            o.endpoint.clone(),
+            o.headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            crate::export::otlp_metrics::resource_attributes(config, host_name),
+            o.timeout,
+        );
+        sinks.push(SinkSlot::new("otlp", Box::new(sink)));
     }
     if sinks.is_empty() {
         return Ok(None);
@@ -600,9 +618,9 @@ fn build_metrics(
         }
         _ => None,
     };
-    #[cfg_attr(not(feature = "otlp-metrics"), allow(unused_mut))]
+    #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
     let mut pushers: Vec<Pusher> = push.into_iter().collect();
-    #[cfg(feature = "otlp-metrics")]
+    #[cfg(feature = "otlp")]
     if let (Some(o), Some(stats)) = (&m.otlp, otlp_stats) {
         use crate::export::otlp_metrics::{OtlpMetricsJob, now_unix_nanos, resource_attributes};
         let job = Box::new(OtlpMetricsJob {

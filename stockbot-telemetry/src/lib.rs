@@ -87,7 +87,7 @@
 //! endpoint (`metrics.listen`, default `127.0.0.1:9464`) with the SDK's own health metrics.
 //! The business metrics of trading have a typed API in [`trading`]. Batch jobs can push to a
 //! Pushgateway ([`PushConfig`]); fleets that do not scrape can push OTLP ([`OtlpMetricsConfig`],
-//! feature `otlp-metrics`).
+//! feature `otlp`).
 //!
 //! ```
 //! let capture = stockbot_telemetry::TelemetryBuilder::new({
@@ -125,7 +125,7 @@
 //!
 //! ## Feature flags
 //!
-//! * `otlp-metrics` (off): push metrics to an OpenTelemetry Collector over OTLP/HTTP.
+//! * `otlp` (off): export metrics and spans to an OpenTelemetry Collector (or Jaeger) over OTLP/HTTP with protobuf.
 //!
 //! Logs, the stdout and file sinks, redaction, the `log` bridge, the metrics recorder, the
 //! scrape endpoint, system metrics and the Pushgateway push are always on.
@@ -151,8 +151,8 @@ pub use collect::metrics::MetricsRecorder;
 pub use collect::propagation;
 pub use config::{
     Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, OtlpMetricsConfig,
-    PipelineConfig, PushConfig, RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig,
-    SpanFileConfig, SystemMetricsConfig, TracesConfig,
+    OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig, SamplingRule, SchemaMode,
+    Secret, ServiceConfig, SpanFileConfig, SystemMetricsConfig, TracesConfig,
 };
 pub use context::{
     current_context, extract_into, inject_current, inject_current_with, set_parent, spawn,

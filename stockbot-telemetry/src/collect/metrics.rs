@@ -610,7 +610,7 @@ pub(crate) struct SeriesView {
     pub(crate) family: Arc<Family>,
     pub(crate) labels: String,
     #[cfg_attr(
-        not(feature = "otlp-metrics"),
+        not(feature = "otlp"),
         expect(dead_code, reason = "read by the OTLP encoder")
     )]
     pub(crate) pairs: Arc<[(String, String)]>,

@@ -60,7 +60,7 @@ where
     }
     match otel.get("OTEL_TRACES_EXPORTER").map(|v| v.trim()) {
         Some("none") => config.traces.enabled = false,
-        None | Some("") | Some("otlp") => {}
+        None | Some("") | Some("otlp") => apply_otel_traces(config, &otel)?,
         Some(other) => {
             return Err(Error::invalid(
                 "OTEL_TRACES_EXPORTER",
@@ -75,21 +75,84 @@ where
     Ok(())
 }
 
+/// The OTLP span exporter: on when an endpoint variable is set.
+fn apply_otel_traces(
+    config: &mut Config,
+    otel: &std::collections::HashMap<String, String>,
+) -> Result<(), Error> {
+    let endpoint = if let Some(e) = otel
+        .get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .filter(|v| !v.trim().is_empty())
+    {
+        e.trim().to_owned()
+    } else if let Some(base) = otel
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|v| !v.trim().is_empty())
+    {
+        format!("{}/v1/traces", base.trim().trim_end_matches('/'))
+    } else {
+        return Ok(());
+    };
+    let o = config
+        .traces
+        .otlp
+        .get_or_insert_with(|| crate::config::OtlpTracesConfig::new(""));
+    o.endpoint = endpoint;
+    if let Some((key, headers)) = first(
+        otel,
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ) {
+        o.headers = parse_headers(key, headers)?;
+    }
+    if let Some((key, ms)) = first(
+        otel,
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ) {
+        o.timeout = Duration::from_millis(parse(key, ms)?);
+    }
+    Ok(())
+}
+
+/// The signal-specific variable if set, else the generic one.
+fn first<'a>(
+    otel: &'a std::collections::HashMap<String, String>,
+    specific: &'static str,
+    generic: &'static str,
+) -> Option<(&'static str, &'a str)> {
+    otel.get(specific)
+        .map(|v| (specific, v.as_str()))
+        .or_else(|| otel.get(generic).map(|v| (generic, v.as_str())))
+        .filter(|(_, v)| !v.trim().is_empty())
+}
+
+/// `k1=v1,k2=v2`, values percent-decoded, kept as secrets (never echoed in errors).
+fn parse_headers(
+    key: &str,
+    headers: &str,
+) -> Result<std::collections::BTreeMap<String, Secret>, Error> {
+    let mut out = std::collections::BTreeMap::new();
+    for pair in headers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(Error::invalid(
+                key,
+                "<redacted>",
+                "entries must be key=value",
+            ));
+        };
+        let v = percent_decode(v.trim())
+            .ok_or_else(|| Error::invalid(key, "<redacted>", "bad percent-encoding"))?;
+        out.insert(k.trim().to_owned(), Secret::new(v));
+    }
+    Ok(out)
+}
+
 /// `OTEL_METRICS_EXPORTER` and the OTLP exporter variables, signal-specific ones first.
 fn apply_otel_metrics(
     config: &mut Config,
     otel: &std::collections::HashMap<String, String>,
 ) -> Result<(), Error> {
-    fn get<'a>(
-        otel: &'a std::collections::HashMap<String, String>,
-        specific: &'static str,
-        generic: &'static str,
-    ) -> Option<(&'static str, &'a str)> {
-        otel.get(specific)
-            .map(|v| (specific, v.as_str()))
-            .or_else(|| otel.get(generic).map(|v| (generic, v.as_str())))
-            .filter(|(_, v)| !v.trim().is_empty())
-    }
     match otel.get("OTEL_METRICS_EXPORTER").map(|v| v.trim()) {
         None | Some("") | Some("prometheus") => {}
         Some("none") => {
@@ -109,26 +172,14 @@ fn apply_otel_metrics(
             {
                 o.endpoint = format!("{}/v1/metrics", base.trim().trim_end_matches('/'));
             }
-            if let Some((key, headers)) = get(
+            if let Some((key, headers)) = first(
                 otel,
                 "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
                 "OTEL_EXPORTER_OTLP_HEADERS",
             ) {
-                for pair in headers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let Some((k, v)) = pair.split_once('=') else {
-                        // Never echo header values: they are usually credentials.
-                        return Err(Error::invalid(
-                            key,
-                            "<redacted>",
-                            "entries must be key=value",
-                        ));
-                    };
-                    let v = percent_decode(v.trim())
-                        .ok_or_else(|| Error::invalid(key, "<redacted>", "bad percent-encoding"))?;
-                    o.headers.insert(k.trim().to_owned(), Secret::new(v));
-                }
+                o.headers.extend(parse_headers(key, headers)?);
             }
-            if let Some((key, ms)) = get(
+            if let Some((key, ms)) = first(
                 otel,
                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
                 "OTEL_EXPORTER_OTLP_TIMEOUT",

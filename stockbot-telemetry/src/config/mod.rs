@@ -76,6 +76,42 @@ pub struct TracesConfig {
     /// Longest a finished span waits before it is written. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// Export spans over OTLP/HTTP to a Collector or Jaeger (feature `otlp`). Off by default:
+    /// with no endpoint configured no network call is made.
+    pub otlp: Option<OtlpTracesConfig>,
+}
+
+/// OTLP/HTTP span export (protobuf).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpTracesConfig {
+    /// Full URL of the traces endpoint, e.g. `http://otel-collector:4318/v1/traces` or Jaeger's
+    /// `http://jaeger:4318/v1/traces`.
+    pub endpoint: String,
+    /// Timeout of one export request. Default 10 s.
+    #[serde(
+        default = "OtlpTracesConfig::default_timeout",
+        with = "humantime_serde"
+    )]
+    pub timeout: Duration,
+    /// Extra request headers (e.g. an API key); kept as secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+}
+
+impl OtlpTracesConfig {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// Export to `endpoint` with the defaults.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        OtlpTracesConfig {
+            endpoint: endpoint.into(),
+            timeout: Self::default_timeout(),
+            headers: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for TracesConfig {
@@ -89,6 +125,7 @@ impl Default for TracesConfig {
             queue_capacity: 2048,
             batch_max_spans: 512,
             flush_interval: Duration::from_secs(1),
+            otlp: None,
         }
     }
 }
@@ -513,7 +550,7 @@ pub struct MetricsConfig {
     /// Push to a Prometheus Pushgateway — for batch jobs only; services are scraped.
     pub push: Option<PushConfig>,
     /// Push OTLP metrics to an OpenTelemetry Collector (fleets that do not scrape). Needs the
-    /// `otlp-metrics` feature.
+    /// `otlp` feature.
     pub otlp: Option<OtlpMetricsConfig>,
 }
 
@@ -753,6 +790,9 @@ impl Config {
     /// | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | `metrics.otlp.interval` |
     /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `traces.sampler`, `traces.sampler_arg` |
     /// | `OTEL_TRACES_EXPORTER` | `none` turns traces off |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces`) | `traces.otlp.endpoint` (setting one turns OTLP span export on) |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS` | `traces.otlp.headers` |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | `traces.otlp.timeout` |
     /// | `STOCKBOT_TRACES_MAX_PER_SECOND` | `traces.max_traces_per_second` |
     ///
     /// # Errors

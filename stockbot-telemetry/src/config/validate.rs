@@ -140,6 +140,23 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             ));
         }
         positive_duration("traces.flush_interval", t.flush_interval)?;
+        if let Some(o) = &t.otlp {
+            if cfg!(not(feature = "otlp")) {
+                return Err(Error::invalid(
+                    "traces.otlp",
+                    &o.endpoint,
+                    "this build has no OTLP export: enable the `otlp` feature of stockbot-telemetry",
+                ));
+            }
+            if !o.endpoint.starts_with("http://") || o.endpoint.len() <= "http://".len() {
+                return Err(Error::invalid(
+                    "traces.otlp.endpoint",
+                    &o.endpoint,
+                    "must be an http:// URL of the receiver's /v1/traces (https and gRPC are not supported yet)",
+                ));
+            }
+            positive_duration("traces.otlp.timeout", o.timeout)?;
+        }
         if t.file.enabled {
             positive_u64("traces.file.max_file_bytes", t.file.max_file_bytes)?;
             if t.file.max_files == 0 {
@@ -256,11 +273,11 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         positive_duration("metrics.system.interval", m.system.interval)?;
     }
     if let Some(o) = &m.otlp {
-        if cfg!(not(feature = "otlp-metrics")) {
+        if cfg!(not(feature = "otlp")) {
             return Err(Error::invalid(
                 "metrics.otlp",
                 &o.endpoint,
-                "this build has no OTLP metrics: enable the `otlp-metrics` feature of stockbot-telemetry",
+                "this build has no OTLP metrics: enable the `otlp` feature of stockbot-telemetry",
             ));
         }
         if !o.endpoint.starts_with("http://") || o.endpoint.len() <= "http://".len() {

@@ -20,6 +20,8 @@ pub(crate) enum DropReason {
     SinkBackoff,
     /// The worker panicked while handling the record (a bug; counted, never silent).
     WorkerPanic,
+    /// The receiver accepted the batch but refused these records (OTLP partial success).
+    Rejected,
 }
 
 impl DropReason {
@@ -29,10 +31,11 @@ impl DropReason {
         DropReason::Shutdown,
         DropReason::WorkerDead,
     ];
-    pub(crate) const SINK: [DropReason; 3] = [
+    pub(crate) const SINK: [DropReason; 4] = [
         DropReason::SinkError,
         DropReason::SinkBackoff,
         DropReason::WorkerPanic,
+        DropReason::Rejected,
     ];
 
     /// Label value used in stats and metrics.
@@ -45,6 +48,7 @@ impl DropReason {
             DropReason::SinkError => "sink_error",
             DropReason::SinkBackoff => "sink_backoff",
             DropReason::WorkerPanic => "worker_panic",
+            DropReason::Rejected => "rejected",
         }
     }
 
@@ -61,7 +65,8 @@ impl DropReason {
         match self {
             DropReason::SinkError => 0,
             DropReason::SinkBackoff => 1,
-            _ => 2,
+            DropReason::WorkerPanic => 2,
+            _ => 3,
         }
     }
 }
@@ -70,7 +75,7 @@ impl DropReason {
 pub(crate) struct SinkCounters {
     pub(crate) name: String,
     written: AtomicU64,
-    dropped: [AtomicU64; 3],
+    dropped: [AtomicU64; 4],
 }
 
 impl SinkCounters {

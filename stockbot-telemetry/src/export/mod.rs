@@ -5,8 +5,10 @@ pub(crate) mod accounting;
 pub(crate) mod batch;
 pub(crate) mod encode;
 pub(crate) mod exposition;
-#[cfg(feature = "otlp-metrics")]
+#[cfg(feature = "otlp")]
 pub(crate) mod otlp_metrics;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp_traces;
 pub(crate) mod pipeline;
 pub(crate) mod push;
 pub(crate) mod queue;

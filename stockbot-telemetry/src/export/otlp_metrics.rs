@@ -1,4 +1,4 @@
-//! OTLP metrics push (feature `otlp-metrics`): the registry's series as an
+//! OTLP metrics push (feature `otlp`): the registry's series as an
 //! `ExportMetricsServiceRequest` (cumulative temporality), POSTed as protobuf to a Collector's
 //! `/v1/metrics` on the shared pusher thread. Only 429/502/503/504 and connection errors are
 //! retried (OTLP spec); a partial success is counted, not retried.

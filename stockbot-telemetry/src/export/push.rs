@@ -1,7 +1,7 @@
 //! Periodic pushes, on a background thread: to a Prometheus Pushgateway (batch jobs only — a
 //! service that runs continuously is scraped: the whole exposition is PUT to the job's group on
 //! an interval, once more at shutdown, and then the group is deleted, because the Pushgateway
-//! never forgets a group on its own) and, with the `otlp-metrics` feature, OTLP metrics to a
+//! never forgets a group on its own) and, with the `otlp` feature, OTLP metrics to a
 //! Collector. Failures are counted and retried with the shared backoff policy; nothing here
 //! ever runs on a caller's thread.
 

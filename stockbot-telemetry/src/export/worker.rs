@@ -45,8 +45,10 @@ impl SinkSlot {
         }
         let sink = &mut self.sink;
         match catch_unwind(AssertUnwindSafe(|| sink.write_batch(bytes))) {
-            Ok(Ok(())) => {
-                counters.written(n);
+            Ok(Ok(written)) => {
+                let rejected = written.rejected.min(n);
+                counters.written(n - rejected);
+                counters.dropped(DropReason::Rejected, rejected);
                 self.backoff.succeeded();
             }
             Ok(Err(_)) => {

@@ -5,10 +5,17 @@ pub(crate) mod file;
 
 use std::io::{self, Write};
 
+/// What a sink did with a batch it accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Records the receiver refused inside an accepted batch (OTLP partial success).
+    pub(crate) rejected: u64,
+}
+
 /// A destination of encoded JSON-lines batches.
 pub(crate) trait Sink: Send {
     /// Writes a batch of complete lines.
-    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written>;
     /// Pushes buffered bytes to the OS.
     fn flush(&mut self) -> io::Result<()>;
 }
@@ -31,7 +38,7 @@ impl WriterSink {
 }
 
 impl Sink for WriterSink {
-    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
         if self.torn {
             self.writer.write_all(b"\n")?;
             self.torn = false;
@@ -41,7 +48,7 @@ impl Sink for WriterSink {
             .write_all(bytes)
             .and_then(|()| self.writer.flush());
         self.torn = result.is_err();
-        result
+        result.map(|()| Written::default())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
@@ -49,8 +56,8 @@ impl Sink for WriterSink {
 }
 
 impl Sink for file::RollingFile {
-    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<()> {
-        file::RollingFile::write_batch(self, bytes)
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
+        file::RollingFile::write_batch(self, bytes).map(|()| Written::default())
     }
     fn flush(&mut self) -> io::Result<()> {
         file::RollingFile::flush(self)

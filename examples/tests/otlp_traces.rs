@@ -1,0 +1,155 @@
+//! OTLP/HTTP span export (feature `otlp`) against the fake receiver, which decodes the real
+//! protobuf: content, retries of retryable statuses without duplicates, refusals counted,
+//! an unreachable endpoint never blocking.
+
+use std::time::{Duration, Instant};
+
+use stockbot_telemetry::{OtlpTracesConfig, Secret, TelemetryBuilder, TelemetryGuard};
+use stockbot_telemetry_testing::otlp::proto::tonic::trace::v1::{
+    span::SpanKind, status::StatusCode,
+};
+use stockbot_telemetry_testing::otlp::{FakeOtlpReceiver, Reply};
+use tracing::info_span;
+
+fn service(endpoint: String) -> (tracing::Dispatch, TelemetryGuard) {
+    let mut config = stockbot_telemetry_testing::test_config();
+    config.service.name = "order-router".into();
+    let mut otlp = OtlpTracesConfig::new(endpoint);
+    otlp.timeout = Duration::from_secs(2);
+    otlp.headers.insert(
+        "authorization".into(),
+        Secret::new("Bearer collector-token-123"),
+    );
+    config.traces.otlp = Some(otlp);
+    config.traces.flush_interval = Duration::from_millis(50);
+    TelemetryBuilder::new(config)
+        .with_writer("mem", std::io::sink())
+        .build_dispatch()
+        .unwrap()
+}
+
+fn orders(dispatch: &tracing::Dispatch, n: usize) {
+    tracing::dispatcher::with_default(dispatch, || {
+        for i in 0..n {
+            let root = info_span!(
+                "route_order",
+                otel.kind = "server",
+                cl_ord_id = format!("C-{i}").as_str()
+            );
+            let _r = root.enter();
+            let _c = info_span!(
+                "send_to_venue",
+                otel.kind = "client",
+                peer.service = "exchange"
+            )
+            .entered();
+            if i % 2 == 0 {
+                tracing::error!("venue timeout");
+            }
+        }
+    });
+}
+
+#[test]
+fn spans_arrive_as_otlp_protobuf() {
+    let receiver = FakeOtlpReceiver::start().unwrap();
+    let (dispatch, guard) = service(format!("{}/v1/traces", receiver.url()));
+    orders(&dispatch, 3);
+    let report = guard.shutdown(Duration::from_secs(10));
+    assert!(report.completed, "{report}");
+    let spans = receiver.spans();
+    assert_eq!(spans.len(), 6);
+    let request = receiver
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/v1/traces")
+        .unwrap();
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer collector-token-123")
+    );
+    let resource = &receiver.traces()[0].resource_spans[0]
+        .resource
+        .clone()
+        .unwrap();
+    assert!(
+        resource
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "service.name")
+    );
+    let root = spans.iter().find(|s| s.name == "route_order").unwrap();
+    let child = spans
+        .iter()
+        .find(|s| s.name == "send_to_venue" && s.trace_id == root.trace_id)
+        .unwrap();
+    assert_eq!(root.trace_id.len(), 16);
+    assert_eq!(root.span_id.len(), 8);
+    assert!(root.parent_span_id.is_empty());
+    assert_eq!(child.parent_span_id, root.span_id);
+    assert_eq!(root.kind, SpanKind::Server as i32);
+    assert_eq!(child.kind, SpanKind::Client as i32);
+    assert!(spans.iter().any(|s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.code == StatusCode::Error as i32)
+    }));
+    assert!(root.attributes.iter().any(|kv| kv.key == "order.cl_ord_id"));
+    let stats = report.spans.unwrap();
+    assert_eq!(stats.sink("otlp").unwrap().written, 6);
+    assert!(stats.accounted_for());
+}
+
+#[test]
+fn retryable_statuses_are_retried_without_duplicates_and_refusals_are_counted() {
+    let receiver = FakeOtlpReceiver::start().unwrap();
+    receiver.script([
+        Reply::status(503),
+        Reply::status(429).retry_after(1),
+        Reply::ok(),
+        Reply::status(400),
+    ]);
+    let (dispatch, guard) = service(format!("{}/v1/traces", receiver.url()));
+    orders(&dispatch, 2);
+    assert!(guard.flush(Duration::from_secs(20)));
+    orders(&dispatch, 1);
+    let report = guard.shutdown(Duration::from_secs(20));
+    let answered: Vec<u16> = receiver.received().iter().map(|r| r.answered).collect();
+    assert_eq!(
+        answered,
+        [503, 429, 200, 400],
+        "one batch retried until accepted, the next refused once"
+    );
+    let got = receiver.received();
+    assert!(
+        got[2].at.duration_since(got[1].at) >= Duration::from_millis(950),
+        "Retry-After honoured"
+    );
+    assert_eq!(receiver.spans().len(), 4, "the retried batch arrived once");
+    let stats = report.spans.unwrap();
+    let otlp = stats.sink("otlp").unwrap();
+    assert_eq!(otlp.written, 4);
+    assert_eq!(otlp.dropped["sink_error"], 2);
+    assert!(stats.accounted_for(), "{stats:?}");
+}
+
+#[test]
+fn an_unreachable_endpoint_never_blocks_and_losses_are_counted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (dispatch, guard) = service(format!("http://127.0.0.1:{port}/v1/traces"));
+    let start = Instant::now();
+    orders(&dispatch, 50);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "callers never wait for the exporter"
+    );
+    let report = guard.shutdown(Duration::from_secs(30));
+    let stats = report.spans.unwrap();
+    let otlp = stats.sink("otlp").unwrap();
+    assert_eq!(otlp.written, 0);
+    assert_eq!(otlp.dropped_total(), 100, "{stats:?}");
+}
