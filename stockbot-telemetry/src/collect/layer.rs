@@ -148,7 +148,7 @@ where
         let mut sc = SpanContext::new(
             meta.name(),
             meta.target(),
-            parent.as_deref(),
+            parent,
             |trace_id| spans.is_some_and(|s| s.sampler.sample_root(trace_id)),
             self.logs.clock.stamp(),
         );

@@ -21,7 +21,7 @@ pub(crate) enum OwnedValue {
 
 /// What the events inside a span inherit from it (and its parents), and what the span
 /// exporter needs when it closes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SpanContext {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
@@ -33,34 +33,45 @@ pub(crate) struct SpanContext {
     pub(crate) audit: bool,
     /// Raw clock stamp of the span's creation.
     pub(crate) start_stamp: u64,
-    /// The parents' fields not overridden, then this span's own.
+    /// This span's own fields (exported as its attributes).
     pub(crate) fields: Vec<(&'static str, OwnedValue)>,
-    /// Names of the fields this span set itself (exported as its attributes).
-    pub(crate) own: Vec<&'static str>,
-    /// Set when the span (or an error event inside it) reports an error; shared by the
-    /// copies made when fields are recorded later.
-    pub(crate) error: Arc<AtomicBool>,
+    /// The enclosing local span, whose fields this one inherits (shared, never copied).
+    pub(crate) parent: Option<Arc<SpanContext>>,
+    /// Set when the span (or an error event inside it) reports an error.
+    pub(crate) error: AtomicBool,
+}
+
+impl Clone for SpanContext {
+    fn clone(&self) -> Self {
+        SpanContext {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            sampled: self.sampled,
+            name: self.name,
+            target: self.target,
+            audit: self.audit,
+            start_stamp: self.start_stamp,
+            fields: self.fields.clone(),
+            parent: self.parent.clone(),
+            error: AtomicBool::new(self.error.load(std::sync::atomic::Ordering::Relaxed)),
+        }
+    }
 }
 
 impl SpanContext {
     pub(crate) fn new(
         name: &'static str,
         target: &'static str,
-        parent: Option<&SpanContext>,
+        parent: Option<Arc<SpanContext>>,
         sample_root: impl FnOnce(u128) -> bool,
         start_stamp: u64,
     ) -> Self {
-        let (trace_id, fields, audit, parent_span_id, sampled) = match parent {
-            Some(p) => (
-                p.trace_id,
-                p.fields.clone(),
-                p.audit,
-                Some(p.span_id),
-                p.sampled,
-            ),
+        let (trace_id, audit, parent_span_id, sampled) = match &parent {
+            Some(p) => (p.trace_id, p.audit, Some(p.span_id), p.sampled),
             None => {
                 let trace_id = random_u128_nonzero();
-                (trace_id, Vec::new(), false, None, sample_root(trace_id))
+                (trace_id, false, None, sample_root(trace_id))
             }
         };
         SpanContext {
@@ -72,9 +83,9 @@ impl SpanContext {
             target,
             audit,
             start_stamp,
-            fields,
-            own: Vec::new(),
-            error: Arc::new(AtomicBool::new(false)),
+            fields: Vec::new(),
+            parent,
+            error: AtomicBool::new(false),
         }
     }
 
@@ -88,9 +99,6 @@ impl SpanContext {
         if is_error {
             self.error.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        if !self.own.contains(&name) {
-            self.own.push(name);
-        }
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name, value)),
@@ -99,10 +107,12 @@ impl SpanContext {
 
     /// This span's own field values.
     pub(crate) fn own_fields(&self) -> impl Iterator<Item = (&'static str, &OwnedValue)> {
-        self.fields
-            .iter()
-            .filter(|(n, _)| self.own.contains(n))
-            .map(|(n, v)| (*n, v))
+        self.fields.iter().map(|(n, v)| (*n, v))
+    }
+
+    /// Own fields, then the parents' (closest first; a name may repeat: the first wins).
+    pub(crate) fn inherited(&self) -> impl Iterator<Item = (&'static str, &OwnedValue)> {
+        std::iter::successors(Some(self), |c| c.parent.as_deref()).flat_map(|c| c.own_fields())
     }
 
     pub(crate) fn shared(self) -> Arc<Self> {
@@ -226,18 +236,24 @@ pub(crate) fn random_u128_nonzero() -> u128 {
 mod tests {
     use super::*;
 
+    fn root_with_fields(root: SpanContext) -> Arc<SpanContext> {
+        Arc::new(root)
+    }
+
     #[test]
     fn children_inherit_trace_and_fields() {
         let mut root = SpanContext::new("root", "t", None, |_| true, 0);
         root.set("order.cl_ord_id", OwnedValue::Str("C1".into()));
         root.set("audit", OwnedValue::Bool(true));
-        let mut child = SpanContext::new("child", "t", Some(&root), |_| false, 1);
+        let root = root_with_fields(root);
+        let mut child = SpanContext::new("child", "t", Some(Arc::clone(&root)), |_| false, 1);
         child.set("order.cl_ord_id", OwnedValue::Str("C2".into()));
         assert_eq!(child.trace_id, root.trace_id);
         assert_ne!(child.span_id, root.span_id);
         assert!(child.audit);
-        assert_eq!(child.fields.len(), 2);
-        assert_eq!(child.fields[0].1, OwnedValue::Str("C2".into()));
+        let inherited: Vec<_> = child.inherited().collect();
+        assert_eq!(inherited.len(), 3, "own first, then the parent's");
+        assert_eq!(inherited[0].1, &OwnedValue::Str("C2".into()));
         assert!(child.sampled, "children inherit the root's decision");
         assert_eq!(child.parent_span_id, Some(root.span_id));
         assert_eq!(child.own_fields().count(), 1);

@@ -64,7 +64,7 @@ pub(crate) fn finish(
 ) -> FinishedSpan {
     let c = &rec.ctx;
     let mut kind = SpanKind::Internal;
-    let mut attributes = Vec::with_capacity(c.own.len() + 1);
+    let mut attributes = Vec::with_capacity(c.fields.len() + 1);
     attributes.push(("code.namespace".to_owned(), c.target.to_owned()));
     let mut hits = Vec::new();
     for (name, value) in c.own_fields() {

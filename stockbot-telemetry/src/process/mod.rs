@@ -215,7 +215,7 @@ impl Processor {
             self.write_field(out, field.name, v, acct, false);
         }
         if let Some(span) = &rec.span {
-            for (name, value) in &span.fields {
+            for (name, value) in span.inherited() {
                 self.write_field(out, name, owned(value), acct, true);
             }
         }
