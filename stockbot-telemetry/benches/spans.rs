@@ -9,12 +9,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use stockbot_telemetry::{Config, TelemetryBuilder, TelemetryGuard};
-use tracing::{info_span, Dispatch};
+use tracing::{Dispatch, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 
 const BURST: u64 = 256;
@@ -55,9 +55,13 @@ fn ours(sampler: &str) -> (Dispatch, TelemetryGuard) {
 }
 
 fn otel(sampler: Sampler) -> (Dispatch, SdkTracerProvider) {
-    let provider = SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(NullExporter).build();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_batch_exporter(NullExporter)
+        .build();
     let tracer = provider.tracer("bench");
-    let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     (Dispatch::new(subscriber), provider)
 }
 
@@ -92,15 +96,20 @@ fn paced(d: &Dispatch, iters: u64, f: fn(), settle: &dyn Fn()) -> Duration {
 }
 
 fn lifecycle(c: &mut Criterion) {
-    for (group, f) in [("span_lifecycle", one_span as fn()), ("span_root_and_child", root_and_child)] {
+    for (group, f) in [
+        ("span_lifecycle", one_span as fn()),
+        ("span_root_and_child", root_and_child),
+    ] {
         let mut g = c.benchmark_group(group);
         g.measurement_time(Duration::from_secs(3));
         for sampler in ["always_on", "always_off"] {
             let (d, guard) = ours(sampler);
             g.bench_function(BenchmarkId::new("stockbot", sampler), |b| {
-                b.iter_custom(|iters| paced(&d, iters, f, &|| {
-                    guard.flush(Duration::from_secs(10));
-                }))
+                b.iter_custom(|iters| {
+                    paced(&d, iters, f, &|| {
+                        guard.flush(Duration::from_secs(10));
+                    })
+                })
             });
             drop(d);
             let _ = guard.shutdown(Duration::from_secs(10));
@@ -112,9 +121,11 @@ fn lifecycle(c: &mut Criterion) {
         ] {
             let (d, provider) = otel(sampler);
             g.bench_function(BenchmarkId::new("tracing_opentelemetry", name), |b| {
-                b.iter_custom(|iters| paced(&d, iters, f, &|| {
-                    let _ = provider.force_flush();
-                }))
+                b.iter_custom(|iters| {
+                    paced(&d, iters, f, &|| {
+                        let _ = provider.force_flush();
+                    })
+                })
             });
             drop(d);
             let _ = provider.shutdown();
@@ -128,28 +139,32 @@ fn fastrace_baseline(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_root_and_child");
     g.measurement_time(Duration::from_secs(3));
     for sampled in [true, false] {
-        g.bench_function(BenchmarkId::new("fastrace", if sampled { "sampled" } else { "unsampled" }), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let n = BURST.min(iters - done);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        let root = fastrace::Span::root(
-                            "route_order",
-                            fastrace::prelude::SpanContext::random().sampled(sampled),
-                        );
-                        let _g = root.set_local_parent();
-                        let _c = fastrace::local::LocalSpan::enter_with_local_parent("risk_check");
+        g.bench_function(
+            BenchmarkId::new("fastrace", if sampled { "sampled" } else { "unsampled" }),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let n = BURST.min(iters - done);
+                        let start = Instant::now();
+                        for _ in 0..n {
+                            let root = fastrace::Span::root(
+                                "route_order",
+                                fastrace::prelude::SpanContext::random().sampled(sampled),
+                            );
+                            let _g = root.set_local_parent();
+                            let _c =
+                                fastrace::local::LocalSpan::enter_with_local_parent("risk_check");
+                        }
+                        total += start.elapsed();
+                        done += n;
+                        fastrace::flush();
                     }
-                    total += start.elapsed();
-                    done += n;
-                    fastrace::flush();
-                }
-                total
-            })
-        });
+                    total
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -2011,3 +2011,124 @@ mod tests {
         assert!(accepted < 5_000);
     }
 }
+
+/// Every span of one order, across traces and services: the spans whose `order.cl_ord_id` is
+/// `cl_ord_id` or another id of its cancel/replace chain (ids linked through
+/// `order.orig_cl_ord_id`, in both directions), plus their descendants in the same trace (which
+/// need not repeat the id). Sorted by start time.
+///
+/// This is how an order is followed when a replace starts a new trace: the order ids are span
+/// attributes, and the chain of original ids links the traces.
+pub fn order_spans<'a>(spans: &'a [FinishedSpan], cl_ord_id: &str) -> Vec<&'a FinishedSpan> {
+    let mut ids: Vec<&str> = vec![cl_ord_id];
+    // Grow the chain to a fixpoint (at most one new id per span, so bounded).
+    loop {
+        let before = ids.len();
+        for s in spans {
+            let (id, orig) = (
+                s.attribute("order.cl_ord_id"),
+                s.attribute("order.orig_cl_ord_id"),
+            );
+            if let (Some(id), Some(orig)) = (id, orig) {
+                if ids.contains(&id) && !ids.contains(&orig) {
+                    ids.push(orig);
+                }
+                if ids.contains(&orig) && !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        if ids.len() == before {
+            break;
+        }
+    }
+    let matched: std::collections::HashSet<(u128, u64)> = spans
+        .iter()
+        .filter(|s| {
+            s.attribute("order.cl_ord_id")
+                .is_some_and(|id| ids.contains(&id))
+        })
+        .map(|s| (s.trace_id, s.span_id))
+        .collect();
+    let parents: std::collections::HashMap<(u128, u64), u64> = spans
+        .iter()
+        .filter_map(|s| Some(((s.trace_id, s.span_id), s.parent_span_id?)))
+        .collect();
+    let mut out: Vec<&FinishedSpan> = spans
+        .iter()
+        .filter(|s| {
+            let mut key = (s.trace_id, s.span_id);
+            for _ in 0..=spans.len() {
+                if matched.contains(&key) {
+                    return true;
+                }
+                match parents.get(&key) {
+                    Some(&p) => key = (s.trace_id, p),
+                    None => return false,
+                }
+            }
+            false
+        })
+        .collect();
+    out.sort_by_key(|s| s.start_unix_nanos);
+    out
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    fn span(
+        trace: u128,
+        id: u64,
+        parent: Option<u64>,
+        start: u64,
+        attrs: &[(&str, &str)],
+    ) -> FinishedSpan {
+        FinishedSpan {
+            trace_id: trace,
+            span_id: id,
+            parent_span_id: parent,
+            name: format!("s{id}"),
+            service: "order-router".into(),
+            kind: SpanKind::Internal,
+            start_unix_nanos: start,
+            end_unix_nanos: start + 10,
+            error: false,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_order_is_followed_through_its_replace_chain_across_traces() {
+        let spans = vec![
+            span(1, 10, None, 100, &[("order.cl_ord_id", "C-1")]),
+            span(1, 11, Some(10), 110, &[]),
+            span(
+                2,
+                20,
+                None,
+                200,
+                &[("order.cl_ord_id", "C-2"), ("order.orig_cl_ord_id", "C-1")],
+            ),
+            span(
+                3,
+                30,
+                None,
+                300,
+                &[("order.cl_ord_id", "C-3"), ("order.orig_cl_ord_id", "C-2")],
+            ),
+            span(3, 31, Some(30), 310, &[]),
+            span(4, 40, None, 400, &[("order.cl_ord_id", "C-9")]),
+        ];
+        for id in ["C-1", "C-2", "C-3"] {
+            let found: Vec<u64> = order_spans(&spans, id).iter().map(|s| s.span_id).collect();
+            assert_eq!(found, [10, 11, 20, 30, 31], "{id}");
+        }
+        assert_eq!(order_spans(&spans, "C-9").len(), 1);
+        assert!(order_spans(&spans, "unknown").is_empty());
+    }
+}
