@@ -72,7 +72,14 @@ fn prometheus_scrapes_the_quickstart_service() {
     promtool_check_metrics(&exposition).unwrap_or_else(|e| panic!("{e}\n{exposition}"));
 
     let prom =
-        PrometheusServer::start(std::slice::from_ref(&addr), Duration::from_secs(1), &[]).unwrap();
+        // Exemplar storage on: Prometheus then asks for OpenMetrics, so this also proves our
+        // OpenMetrics output parses (a bad exposition would leave `up` at 0).
+        PrometheusServer::start(
+            std::slice::from_ref(&addr),
+            Duration::from_secs(1),
+            &["--enable-feature=exemplar-storage"],
+        )
+        .unwrap();
     let up = prom
         .wait_for(r#"up{job="stockbot"}"#, Duration::from_secs(30), |r| {
             value_of(r) == 1.0
@@ -104,6 +111,53 @@ fn prometheus_scrapes_the_quickstart_service() {
             "{query}: {r}"
         );
     }
+    // Latency histograms carry exemplars that point at traces.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exemplars = loop {
+        let e = prom
+            .query_exemplars(
+                r#"stockbot_order_ack_latency_seconds_bucket{service="quickstart"}"#,
+                now - 600.0,
+                now + 600.0,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        if e.to_string().contains("trace_id") || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let first = &exemplars[0]["exemplars"][0];
+    let trace_id = first["labels"]["trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no exemplar: {exemplars}"));
+    assert_eq!(trace_id.len(), 32, "{exemplars}");
+    // Latency histograms carry exemplars that point at traces.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exemplars = loop {
+        let e = prom
+            .query_exemplars(
+                r#"stockbot_order_ack_latency_seconds_bucket{service="quickstart"}"#,
+                now - 600.0,
+                now + 600.0,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        if e.to_string().contains("trace_id") || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let trace_id = exemplars[0]["exemplars"][0]["labels"]["trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no exemplar: {exemplars}"));
+    assert_eq!(trace_id.len(), 32, "{exemplars}");
     // No id ever became a label.
     let ids = prom
         .query(r#"count({__name__=~"stockbot_.+", cl_ord_id!=""})"#)

@@ -136,6 +136,14 @@ pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
     });
 }
 
+/// Trace and span id of the current span when it is sampled (exported), for exemplars.
+pub(crate) fn current_sampled_ids() -> Option<(u128, u64)> {
+    with_span_context(&tracing::Span::current(), |sc| {
+        sc.sampled.then_some((sc.trace_id, sc.span_id))
+    })
+    .flatten()
+}
+
 fn with_span_context<R>(span: &tracing::Span, f: impl FnOnce(&SpanContext) -> R) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;

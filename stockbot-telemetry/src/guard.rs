@@ -165,7 +165,17 @@ impl TelemetryGuard {
 
     /// The exposition as the scrape endpoint would serve it now (Prometheus text 0.0.4).
     pub fn render_metrics(&self) -> Option<String> {
-        self.metrics.as_ref().map(|m| (m.render)())
+        self.metrics
+            .as_ref()
+            .map(|m| (m.render)(crate::export::exposition::Format::Text))
+    }
+
+    /// The exposition in OpenMetrics 1.0 text format, with exemplars on histogram buckets —
+    /// what the scrape endpoint serves a scraper that asks for OpenMetrics.
+    pub fn render_openmetrics(&self) -> Option<String> {
+        self.metrics
+            .as_ref()
+            .map(|m| (m.render)(crate::export::exposition::Format::OpenMetrics))
     }
 
     /// Waits until every record emitted before this call is written, or `timeout` passes.

@@ -556,7 +556,7 @@ fn build_metrics(
         let (registry, pipeline) = (Arc::clone(&registry), Arc::clone(pipeline));
         let spans = spans.cloned();
         let push_targets = push_targets.clone();
-        Arc::new(move || {
+        Arc::new(move |format| {
             registry.expire_idle(std::time::Instant::now());
             exposition::render(
                 &registry,
@@ -567,6 +567,7 @@ fn build_metrics(
                     spans: spans.as_ref().map(|s| s.stats()),
                     push: push_targets.clone(),
                 },
+                format,
             )
         })
     };

@@ -22,11 +22,15 @@ fn pipeline(listen: &str, cap: usize) -> TelemetryGuard {
 }
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    get_accepting(addr, path, "*/*")
+}
+
+fn get_accepting(addr: std::net::SocketAddr, path: &str, accept: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -124,6 +128,17 @@ fn the_scrape_endpoint_serves_text_0_0_4_on_loopback() {
         "{body}"
     );
     assert!(body.contains("stockbot_telemetry_emitted_total{"), "{body}");
+    let (head, body) = get_accepting(
+        addr,
+        "/metrics",
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"));
     let (head, _) = get(addr, "/other");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let report = guard.shutdown(Duration::from_secs(10));

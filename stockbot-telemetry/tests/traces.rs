@@ -218,3 +218,51 @@ fn a_remote_unsampled_parent_is_respected_and_bad_traceparents_are_refused() {
         "the unsampled remote trace is not exported; the bad header starts a new trace"
     );
 }
+
+#[test]
+fn latency_histograms_carry_exemplars_pointing_at_the_trace_in_openmetrics() {
+    let mut c = config();
+    c.service.own_targets = vec!["traces".into()];
+    let spans = Buffer::default();
+    let (dispatch, guard) = TelemetryBuilder::new(c)
+        .with_writer("mem", std::io::sink())
+        .with_span_writer("mem", spans.clone())
+        .build_dispatch()
+        .unwrap();
+    let recorder = guard.metrics_recorder().unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        metrics::with_local_recorder(&recorder, || {
+            let span = info_span!(target: "traces", "route_order");
+            let _e = span.enter();
+            stockbot_telemetry::trading::order_acked("XNAS", "mm", Duration::from_micros(150));
+            stockbot_telemetry::trading::order_submitted("XNAS", "mm");
+        });
+    });
+    let om = guard.render_openmetrics().unwrap();
+    let text = guard.render_metrics().unwrap();
+    assert!(guard.flush(Duration::from_secs(10)));
+    let (finished, _) = analysis::read_json_lines(&spans.text());
+    let root = finished.iter().find(|s| s.name == "route_order").unwrap();
+    let exemplar = format!(
+        r#" # {{trace_id="{:032x}",span_id="{:016x}"}} 0.00015 "#,
+        root.trace_id, root.span_id
+    );
+    let bucket = om
+        .lines()
+        .find(|l| {
+            l.starts_with("stockbot_order_ack_latency_seconds_bucket{")
+                && l.contains(exemplar.trim_end())
+        })
+        .unwrap_or_else(|| panic!("no exemplar {exemplar} in\n{om}"));
+    assert!(bucket.contains(r#"le="0.00025""#), "{bucket}");
+    assert!(
+        om.contains("# TYPE stockbot_orders_submitted counter\n"),
+        "{om}"
+    );
+    assert!(om.contains("stockbot_orders_submitted_total{"), "{om}");
+    assert!(om.contains("# TYPE target info\n"), "{om}");
+    assert!(om.ends_with("# EOF\n"));
+    // The 0.0.4 text stays free of exemplars (promtool 2.42 lints only that format).
+    assert!(!text.contains("trace_id=") && !text.contains("# EOF"));
+    assert!(text.contains("# TYPE stockbot_orders_submitted_total counter\n"));
+}

@@ -95,17 +95,37 @@ pub(crate) struct HistogramCell {
     pub(crate) count: AtomicU64,
     sum_bits: AtomicU64,
     invalid: Arc<AtomicU64>,
+    /// The latest exemplar of each bucket: a sample taken inside a sampled span, pointing at
+    /// its trace (served with OpenMetrics).
+    pub(crate) exemplars: Box<[Mutex<Option<Exemplar>>]>,
+}
+
+/// A sample with the trace it was recorded in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Exemplar {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) value: f64,
+    pub(crate) unix_nanos: u64,
+}
+
+/// Whether the `n`-th sample (0-based) of a bucket should refresh its exemplar: the first
+/// ones, then every 64th — so the trace lookup stays off the common path.
+fn exemplar_due(n: u64) -> bool {
+    n < 4 || n.is_multiple_of(64)
 }
 
 impl HistogramCell {
     fn new(bounds: Arc<[f64]>, invalid: Arc<AtomicU64>) -> Self {
         let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        let exemplars = (0..=bounds.len()).map(|_| Mutex::new(None)).collect();
         HistogramCell {
             bounds,
             buckets,
             count: AtomicU64::new(0),
             sum_bits: AtomicU64::new(0f64.to_bits()),
             invalid,
+            exemplars,
         }
     }
 
@@ -122,8 +142,22 @@ impl HistogramFn for HistogramCell {
             return;
         }
         let i = self.bounds.partition_point(|b| *b < value);
-        self.buckets[i].fetch_add(1, Relaxed);
+        let n = self.buckets[i].fetch_add(1, Relaxed);
         self.count.fetch_add(1, Relaxed);
+        if exemplar_due(n)
+            && let Some((trace_id, span_id)) = crate::context::current_sampled_ids()
+            && let Ok(mut slot) = self.exemplars[i].try_lock()
+        {
+            let unix_nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            *slot = Some(Exemplar {
+                trace_id,
+                span_id,
+                value,
+                unix_nanos,
+            });
+        }
         let _ = self.sum_bits.fetch_update(Relaxed, Relaxed, |b| {
             Some((f64::from_bits(b) + value).to_bits())
         });
@@ -675,6 +709,7 @@ impl MetricsRecorder {
         crate::export::exposition::render(
             &self.registry,
             &crate::export::exposition::Extra::default(),
+            crate::export::exposition::Format::Text,
         )
     }
 }

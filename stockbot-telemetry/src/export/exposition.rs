@@ -10,6 +10,52 @@ use stockbot_telemetry_conventions::MetricKind;
 use crate::collect::metrics::{Cell, MetricsRegistry, Rejection, escape_label_value};
 use crate::export::accounting::PipelineStats;
 
+/// The exposition format asked for by the scraper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Prometheus text 0.0.4 (the default; what `promtool check metrics` lints).
+    Text,
+    /// OpenMetrics 1.0 text: counters' families without `_total`, `info` for `target_info`,
+    /// exemplars on histogram buckets, `# EOF`.
+    OpenMetrics,
+}
+
+impl Format {
+    /// Picks the format from an HTTP `Accept` header: OpenMetrics when the scraper asks for it.
+    pub(crate) fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The output buffer, knowing its format.
+pub(crate) struct Out {
+    buf: String,
+    om: bool,
+}
+
+impl std::ops::Deref for Out {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Out {
+    fn deref_mut(&mut self) -> &mut String {
+        &mut self.buf
+    }
+}
+
 /// What the registry does not hold: global labels, resource attributes, pipeline stats.
 #[derive(Debug, Default)]
 pub(crate) struct Extra {
@@ -38,7 +84,7 @@ fn fmt_f64(out: &mut String, v: f64) {
 }
 
 fn series(
-    out: &mut String,
+    out: &mut Out,
     name: &str,
     suffix: &str,
     global: &str,
@@ -65,7 +111,13 @@ fn series(
     out.push(' ');
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+fn header(out: &mut Out, name: &str, kind: &str, help: &str) {
+    // OpenMetrics: a counter family is named without `_total`; `target_info` is an info family.
+    let (name, kind) = match (out.om, kind) {
+        (true, "counter") => (name.strip_suffix("_total").unwrap_or(name), kind),
+        (true, _) if name == "target_info" => ("target", "info"),
+        _ => (name, kind),
+    };
     out.push_str("# HELP ");
     out.push_str(name);
     out.push(' ');
@@ -73,6 +125,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '"' if out.om => out.push_str("\\\""),
             c => out.push(c),
         }
     }
@@ -84,9 +137,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Renders everything.
-pub(crate) fn render(registry: &MetricsRegistry, extra: &Extra) -> String {
+pub(crate) fn render(registry: &MetricsRegistry, extra: &Extra, format: Format) -> String {
     let snapshot = registry.snapshot();
-    let mut out = String::with_capacity(128 + snapshot.len() * 96);
+    let mut out = Out {
+        buf: String::with_capacity(128 + snapshot.len() * 96),
+        om: format == Format::OpenMetrics,
+    };
     let global = extra.global_labels.as_str();
     let mut i = 0;
     while i < snapshot.len() {
@@ -133,7 +189,11 @@ pub(crate) fn render(registry: &MetricsRegistry, extra: &Extra) -> String {
                             &s.labels,
                             Some(("le", &le)),
                         );
-                        let _ = writeln!(out, "{cumulative}");
+                        let _ = write!(out, "{cumulative}");
+                        if out.om {
+                            write_exemplar(&mut out, h.exemplars.get(j));
+                        }
+                        out.push('\n');
                     }
                     series(&mut out, name, "_sum", global, &s.labels, None);
                     fmt_f64(&mut out, h.sum());
@@ -146,11 +206,36 @@ pub(crate) fn render(registry: &MetricsRegistry, extra: &Extra) -> String {
         }
     }
     render_self(&mut out, registry, extra);
-    out
+    if out.om {
+        out.push_str("# EOF\n");
+    }
+    out.buf
+}
+
+/// ` # {trace_id="…",span_id="…"} value timestamp` after an OpenMetrics bucket sample.
+fn write_exemplar(
+    out: &mut Out,
+    slot: Option<&std::sync::Mutex<Option<crate::collect::metrics::Exemplar>>>,
+) {
+    let Some(e) = slot.and_then(|m| *m.lock().unwrap_or_else(|p| p.into_inner())) else {
+        return;
+    };
+    let _ = write!(
+        out,
+        " # {{trace_id=\"{:032x}\",span_id=\"{:016x}\"}} ",
+        e.trace_id, e.span_id
+    );
+    fmt_f64(out, e.value);
+    let _ = write!(
+        out,
+        " {}.{:09}",
+        e.unix_nanos / 1_000_000_000,
+        e.unix_nanos % 1_000_000_000
+    );
 }
 
 fn counter_family(
-    out: &mut String,
+    out: &mut Out,
     global: &str,
     name: &str,
     help: &str,
@@ -168,7 +253,7 @@ fn counter_family(
 }
 
 fn gauge_family(
-    out: &mut String,
+    out: &mut Out,
     global: &str,
     name: &str,
     help: &str,
@@ -194,7 +279,7 @@ fn label(k: &str, v: &str) -> String {
 }
 
 /// The SDK's own metrics: metric rejections, refused labels, overflow, log pipeline health.
-fn render_self(out: &mut String, registry: &MetricsRegistry, extra: &Extra) {
+fn render_self(out: &mut Out, registry: &MetricsRegistry, extra: &Extra) {
     let global = extra.global_labels.as_str();
     if let Some(info) = &extra.target_info {
         gauge_family(
@@ -302,7 +387,7 @@ fn render_self(out: &mut String, registry: &MetricsRegistry, extra: &Extra) {
 
 /// The pipeline self-metrics, one series per signal (`logs`, `spans`) present; each family's
 /// HELP and TYPE appear once.
-fn render_signals(out: &mut String, global: &str, signals: &[(&str, Option<&PipelineStats>)]) {
+fn render_signals(out: &mut Out, global: &str, signals: &[(&str, Option<&PipelineStats>)]) {
     let present: Vec<(String, &PipelineStats)> = signals
         .iter()
         .filter_map(|(name, stats)| Some((label("signal", name), (*stats)?)))

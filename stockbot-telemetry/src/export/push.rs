@@ -102,7 +102,7 @@ impl PushJob for PushgatewayJob {
             agent
                 .put(&self.settings.group_url())
                 .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                .send((self.render)()),
+                .send((self.render)(super::exposition::Format::Text)),
         )
     }
 
@@ -251,7 +251,7 @@ mod tests {
         };
         let stats = Arc::new(PushStats::default());
         let (interval, timeout) = (settings.interval, settings.timeout);
-        let render: RenderFn = Arc::new(|| "# nothing\n".to_owned());
+        let render: RenderFn = Arc::new(|_| "# nothing\n".to_owned());
         let job = Box::new(PushgatewayJob { settings, render });
         let mut pusher = Pusher::start("push", interval, timeout, job, Arc::clone(&stats)).unwrap();
         std::thread::sleep(Duration::from_millis(300));

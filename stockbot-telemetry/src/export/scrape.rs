@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::exposition::Format;
+
 /// Renders the exposition on demand.
-pub(crate) type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;
+pub(crate) type RenderFn = Arc<dyn Fn(Format) -> String + Send + Sync>;
 
 /// A running scrape endpoint.
 pub(crate) struct ScrapeServer {
@@ -26,8 +28,6 @@ impl std::fmt::Debug for ScrapeServer {
     }
 }
 
-const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 impl ScrapeServer {
     /// Binds `addr` (an error if the port is taken) and starts serving.
     pub(crate) fn start(addr: SocketAddr, render: RenderFn) -> std::io::Result<Self> {
@@ -38,9 +38,12 @@ impl ScrapeServer {
             .server_addr()
             .to_ip()
             .ok_or_else(|| std::io::Error::other("scrape endpoint bound to a non-IP address"))?;
-        let content_type: tiny_http::Header = format!("Content-Type: {TEXT_0_0_4}")
-            .parse()
-            .map_err(|()| std::io::Error::other("invalid content type header"))?;
+        let header = |f: Format| -> std::io::Result<tiny_http::Header> {
+            format!("Content-Type: {}", f.content_type())
+                .parse()
+                .map_err(|()| std::io::Error::other("invalid content type header"))
+        };
+        let content_types = [header(Format::Text)?, header(Format::OpenMetrics)?];
         let stop = Arc::new(AtomicBool::new(false));
         let (srv, stop2) = (Arc::clone(&server), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
@@ -50,7 +53,7 @@ impl ScrapeServer {
                 let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
                 while !stop2.load(Ordering::Acquire) {
                     match srv.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(request)) => serve(request, &render, &content_type),
+                        Ok(Some(request)) => serve(request, &render, &content_types),
                         Ok(None) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(50)),
                     }
@@ -88,12 +91,20 @@ impl Drop for ScrapeServer {
     }
 }
 
-fn serve(request: tiny_http::Request, render: &RenderFn, content_type: &tiny_http::Header) {
+fn serve(request: tiny_http::Request, render: &RenderFn, content_types: &[tiny_http::Header; 2]) {
     let path = request.url().split('?').next().unwrap_or("");
     let response = match (request.method(), path) {
         (tiny_http::Method::Get, "/metrics") => {
             // A panic while rendering must not kill the endpoint.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render())) {
+            // Content negotiation: OpenMetrics (with exemplars) when the scraper asks for it.
+            let accept = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Accept"))
+                .map(|h| h.value.as_str().to_owned());
+            let format = Format::negotiate(accept.as_deref());
+            let content_type = &content_types[usize::from(format == Format::OpenMetrics)];
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(format))) {
                 Ok(body) => {
                     tiny_http::Response::from_string(body).with_header(content_type.clone())
                 }
