@@ -479,9 +479,20 @@ fn build_spans(
         logs.shutdown(std::time::Duration::from_secs(1));
         return Err(ErrorKind::SpawnWorker { source }.into());
     }
+    let keep = t.keep.enabled.then(|| {
+        crate::process::keep::KeepRules::new(
+            t.keep.errors,
+            t.keep.audit,
+            t.keep.slower_than,
+            t.keep.max_spans_per_trace,
+            t.keep.max_buffered_spans,
+        )
+    });
     Ok(Some(Arc::new(SpanCollector {
         pipeline,
         sampler: crate::process::head_sampling::HeadSampler::new(root, t.max_traces_per_second),
+        keep,
+        clock: Arc::clone(clock),
     })))
 }
 

@@ -150,9 +150,9 @@ pub use collect::clock::SimClock;
 pub use collect::metrics::MetricsRecorder;
 pub use collect::propagation;
 pub use config::{
-    Config, CustomField, DeploymentMode, FileConfig, LogConfig, MetricsConfig, OtlpMetricsConfig,
-    OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig, SamplingRule, SchemaMode,
-    Secret, ServiceConfig, SpanFileConfig, SystemMetricsConfig, TracesConfig,
+    Config, CustomField, DeploymentMode, FileConfig, KeepConfig, LogConfig, MetricsConfig,
+    OtlpMetricsConfig, OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig, SamplingRule,
+    SchemaMode, Secret, ServiceConfig, SpanFileConfig, SystemMetricsConfig, TracesConfig,
 };
 pub use context::{
     current_context, extract_into, inject_current, inject_current_with, set_parent, spawn,

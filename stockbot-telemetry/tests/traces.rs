@@ -266,3 +266,51 @@ fn latency_histograms_carry_exemplars_pointing_at_the_trace_in_openmetrics() {
     assert!(!text.contains("trace_id=") && !text.contains("# EOF"));
     assert!(text.contains("# TYPE stockbot_orders_submitted_total counter\n"));
 }
+
+#[test]
+fn local_keep_rules_export_unsampled_traces_with_errors_audit_or_slow_spans() {
+    let s = service("order-router", |c| {
+        c.traces.sampler = "always_off".into();
+        c.traces.keep.enabled = true;
+        c.traces.keep.slower_than = Some(Duration::from_millis(40));
+        c.traces.keep.max_spans_per_trace = 3;
+    });
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        {
+            let _r = info_span!(target: "traces", "with_error").entered();
+            let _c = info_span!(target: "traces", "venue_call").entered();
+            error!(target: "traces", "venue rejected");
+        }
+        {
+            let _r = info_span!(target: "traces", "boring").entered();
+            let _c = info_span!(target: "traces", "boring_child").entered();
+        }
+        {
+            let _r = info_span!(target: "traces", "order_event", audit = true).entered();
+        }
+        {
+            let _r = info_span!(target: "traces", "slow").entered();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        {
+            let _r = info_span!(target: "traces", "big", error = "boom").entered();
+            for _ in 0..10 {
+                let _c = info_span!(target: "traces", "many").entered();
+            }
+        }
+    });
+    let spans = s.finished();
+    let count = |name: &str| spans.iter().filter(|x| x.name == name).count();
+    assert_eq!((count("with_error"), count("venue_call")), (1, 1));
+    assert_eq!(
+        (count("boring"), count("boring_child")),
+        (0, 0),
+        "nothing special: discarded"
+    );
+    assert_eq!(count("order_event"), 1);
+    assert_eq!(count("slow"), 1);
+    assert_eq!((count("big"), count("many")), (1, 3), "bounded per trace");
+    let stats = s.guard.span_stats().unwrap();
+    assert_eq!(stats.dropped["keep_buffer_full"], 7);
+    assert!(stats.accounted_for(), "{stats:?}");
+}

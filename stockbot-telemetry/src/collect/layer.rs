@@ -36,6 +36,9 @@ pub struct TelemetryLayer {
 pub(crate) struct SpanCollector {
     pub(crate) pipeline: Arc<Pipeline<SpanRecord>>,
     pub(crate) sampler: crate::process::head_sampling::HeadSampler,
+    /// Local keep rules for unsampled traces, when enabled.
+    pub(crate) keep: Option<crate::process::keep::KeepRules>,
+    pub(crate) clock: Arc<crate::collect::clock::RecordClock>,
 }
 
 /// What capturing a log event needs besides the pipeline.
@@ -202,11 +205,36 @@ where
         let Some(sc) = span.extensions().get::<Arc<SpanContext>>().cloned() else {
             return;
         };
+        let end_stamp = self.logs.clock.stamp();
         if sc.sampled {
-            spans.pipeline.submit(SpanRecord {
-                ctx: sc,
-                end_stamp: self.logs.clock.stamp(),
-            });
+            spans.pipeline.submit(SpanRecord { ctx: sc, end_stamp });
+        } else if let Some(keep) = &spans.keep {
+            use crate::process::keep::Verdict;
+            let duration = std::time::Duration::from_nanos(
+                spans
+                    .clock
+                    .unix_nanos(end_stamp)
+                    .saturating_sub(spans.clock.unix_nanos(sc.start_stamp)),
+            );
+            match keep.close(SpanRecord { ctx: sc, end_stamp }, duration) {
+                Verdict::Held => {}
+                Verdict::Overflow => {
+                    spans
+                        .pipeline
+                        .acct
+                        .emitted
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    spans
+                        .pipeline
+                        .acct
+                        .dropped(crate::export::accounting::DropReason::KeepBufferFull);
+                }
+                Verdict::Release(records) => {
+                    for r in records {
+                        spans.pipeline.submit(r);
+                    }
+                }
+            }
         }
     }
 }

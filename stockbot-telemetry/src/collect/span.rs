@@ -39,6 +39,10 @@ pub(crate) struct SpanContext {
     pub(crate) parent: Option<Arc<SpanContext>>,
     /// Set when the span (or an error event inside it) reports an error.
     pub(crate) error: AtomicBool,
+    /// Span id of this process's root of the trace (itself for a local root).
+    pub(crate) local_root: u64,
+    /// Shared by every span under one local root: a local keep rule fired for the trace.
+    pub(crate) keep: Arc<AtomicBool>,
 }
 
 impl Clone for SpanContext {
@@ -55,6 +59,8 @@ impl Clone for SpanContext {
             fields: self.fields.clone(),
             parent: self.parent.clone(),
             error: AtomicBool::new(self.error.load(std::sync::atomic::Ordering::Relaxed)),
+            local_root: self.local_root,
+            keep: Arc::clone(&self.keep),
         }
     }
 }
@@ -67,16 +73,31 @@ impl SpanContext {
         sample_root: impl FnOnce(u128) -> bool,
         start_stamp: u64,
     ) -> Self {
-        let (trace_id, audit, parent_span_id, sampled) = match &parent {
-            Some(p) => (p.trace_id, p.audit, Some(p.span_id), p.sampled),
+        let span_id = random_u64_nonzero();
+        let (trace_id, audit, parent_span_id, sampled, local_root, keep) = match &parent {
+            Some(p) => (
+                p.trace_id,
+                p.audit,
+                Some(p.span_id),
+                p.sampled,
+                p.local_root,
+                Arc::clone(&p.keep),
+            ),
             None => {
                 let trace_id = random_u128_nonzero();
-                (trace_id, false, None, sample_root(trace_id))
+                (
+                    trace_id,
+                    false,
+                    None,
+                    sample_root(trace_id),
+                    span_id,
+                    Arc::new(AtomicBool::new(false)),
+                )
             }
         };
         SpanContext {
             trace_id,
-            span_id: random_u64_nonzero(),
+            span_id,
             parent_span_id,
             sampled,
             name,
@@ -86,6 +107,8 @@ impl SpanContext {
             fields: Vec::new(),
             parent,
             error: AtomicBool::new(false),
+            local_root,
+            keep,
         }
     }
 

@@ -79,6 +79,43 @@ pub struct TracesConfig {
     /// Export spans over OTLP/HTTP to a Collector or Jaeger (feature `otlp`). Off by default:
     /// with no endpoint configured no network call is made.
     pub otlp: Option<OtlpTracesConfig>,
+    /// Local keep rules for traces the head sampler did not keep.
+    pub keep: KeepConfig,
+}
+
+/// Local keep rules: this process's spans of an unsampled trace are held until its local root
+/// span closes, then exported if one of them had an error, was slower than `slower_than`, or
+/// was audit-class. Off by default; when on, unsampled spans cost as much as recorded ones.
+/// Tail sampling across services stays the Collector's job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepConfig {
+    /// Turn the rules on. Default off.
+    pub enabled: bool,
+    /// Keep traces with an error span or error event. Default on.
+    pub errors: bool,
+    /// Keep traces with an audit-class span (`audit = true`). Default on.
+    pub audit: bool,
+    /// Keep traces with a span at least this slow. Default none.
+    #[serde(with = "humantime_serde")]
+    pub slower_than: Option<Duration>,
+    /// Most spans held per trace; more are dropped and counted (`keep_buffer_full`). Default 256.
+    pub max_spans_per_trace: usize,
+    /// Most spans held in total. Default 8192.
+    pub max_buffered_spans: usize,
+}
+
+impl Default for KeepConfig {
+    fn default() -> Self {
+        KeepConfig {
+            enabled: false,
+            errors: true,
+            audit: true,
+            slower_than: None,
+            max_spans_per_trace: 256,
+            max_buffered_spans: 8192,
+        }
+    }
 }
 
 /// OTLP/HTTP span export (protobuf).
@@ -126,6 +163,7 @@ impl Default for TracesConfig {
             batch_max_spans: 512,
             flush_interval: Duration::from_secs(1),
             otlp: None,
+            keep: KeepConfig::default(),
         }
     }
 }

@@ -140,6 +140,22 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             ));
         }
         positive_duration("traces.flush_interval", t.flush_interval)?;
+        if t.keep.enabled {
+            if t.keep.max_spans_per_trace == 0 {
+                return Err(Error::invalid(
+                    "traces.keep.max_spans_per_trace",
+                    0,
+                    "must be at least 1",
+                ));
+            }
+            if t.keep.max_buffered_spans < t.keep.max_spans_per_trace {
+                return Err(Error::invalid(
+                    "traces.keep.max_buffered_spans",
+                    t.keep.max_buffered_spans,
+                    "must be at least traces.keep.max_spans_per_trace",
+                ));
+            }
+        }
         if let Some(o) = &t.otlp {
             if cfg!(not(feature = "otlp")) {
                 return Err(Error::invalid(

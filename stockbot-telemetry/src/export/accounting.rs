@@ -14,6 +14,8 @@ pub(crate) enum DropReason {
     Shutdown,
     /// The worker thread died (a bug, reported on stderr); records can no longer be written.
     WorkerDead,
+    /// A span of an unsampled trace could not be held for the local keep rules (buffers full).
+    KeepBufferFull,
     /// The sink's write failed (I/O error, full disk).
     SinkError,
     /// The sink is backing off after failures.
@@ -25,11 +27,12 @@ pub(crate) enum DropReason {
 }
 
 impl DropReason {
-    pub(crate) const PIPELINE: [DropReason; 4] = [
+    pub(crate) const PIPELINE: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::QueueBytes,
         DropReason::Shutdown,
         DropReason::WorkerDead,
+        DropReason::KeepBufferFull,
     ];
     pub(crate) const SINK: [DropReason; 4] = [
         DropReason::SinkError,
@@ -45,6 +48,7 @@ impl DropReason {
             DropReason::QueueBytes => "queue_bytes",
             DropReason::Shutdown => "shutdown",
             DropReason::WorkerDead => "worker_dead",
+            DropReason::KeepBufferFull => "keep_buffer_full",
             DropReason::SinkError => "sink_error",
             DropReason::SinkBackoff => "sink_backoff",
             DropReason::WorkerPanic => "worker_panic",
@@ -57,7 +61,8 @@ impl DropReason {
             DropReason::QueueFull => 0,
             DropReason::QueueBytes => 1,
             DropReason::Shutdown => 2,
-            _ => 3,
+            DropReason::WorkerDead => 3,
+            _ => 4,
         }
     }
 
@@ -101,7 +106,7 @@ pub(crate) struct Accounting {
     pub(crate) worker_panics: AtomicU64,
     /// Time the last batch's oldest record waited before the sinks had it, in nanoseconds.
     pub(crate) batch_latency_ns: AtomicU64,
-    dropped: [AtomicU64; 4],
+    dropped: [AtomicU64; 5],
     pub(crate) sinks: Vec<SinkCounters>,
 }
 

@@ -2,6 +2,7 @@
 //! pseudonymisation, escaping — and encoding into one ECS-compatible JSON line.
 
 pub(crate) mod head_sampling;
+pub(crate) mod keep;
 pub(crate) mod redact;
 pub(crate) mod sample;
 pub(crate) mod schema;
