@@ -153,3 +153,30 @@ fn an_unreachable_endpoint_never_blocks_and_losses_are_counted() {
     assert_eq!(otlp.written, 0);
     assert_eq!(otlp.dropped_total(), 100, "{stats:?}");
 }
+
+#[test]
+fn garbage_or_huge_answers_do_not_break_the_exporter() {
+    let receiver = FakeOtlpReceiver::start().unwrap();
+    receiver.script([
+        Reply::ok().body(b"\xff\x00garbage that is not protobuf".to_vec()),
+        Reply::ok().body(vec![0x0a; 10 * 1024 * 1024]),
+        Reply::status(500).body(vec![b'x'; 1024 * 1024]),
+    ]);
+    let (dispatch, guard) = service(format!("{}/v1/traces", receiver.url()));
+    for _ in 0..3 {
+        orders(&dispatch, 1);
+        assert!(guard.flush(Duration::from_secs(20)));
+    }
+    let report = guard.shutdown(Duration::from_secs(20));
+    let stats = report.spans.unwrap();
+    let otlp = stats.sink("otlp").unwrap();
+    assert_eq!(
+        otlp.written, 4,
+        "2xx answers count as accepted whatever their body: {stats:?}"
+    );
+    assert_eq!(
+        otlp.dropped["sink_error"], 2,
+        "500 is not retried and is counted"
+    );
+    assert!(stats.accounted_for());
+}
