@@ -52,15 +52,20 @@ impl std::fmt::Debug for MetricsParts {
 }
 
 impl MetricsParts {
-    fn stop(&mut self) {
+    /// Stops the endpoint, the collector and the pushers (final pushes run in parallel), all
+    /// by `deadline`.
+    fn stop(&mut self, deadline: Instant) {
+        for pusher in &mut self.pushers {
+            pusher.signal();
+        }
         if let Some(server) = &mut self.server {
-            server.stop();
+            server.stop_by(deadline);
         }
         if let Some(system) = self.system.take() {
             system.stop();
         }
         for pusher in &mut self.pushers {
-            pusher.stop();
+            pusher.stop_by(deadline);
         }
     }
 }
@@ -230,11 +235,15 @@ impl TelemetryGuard {
     pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
         self.shut_down = true;
         let start = Instant::now();
+        // One deadline for everything: metrics get a third, then spans half of what is left,
+        // then logs the rest.
         if let Some(m) = &mut self.metrics {
-            m.stop();
+            m.stop(start + timeout / 3);
         }
-        // Spans first (their last records may be written while logs still flow), then logs.
-        let spans_done = self.spans.as_ref().is_none_or(|s| s.shutdown(timeout / 2));
+        let spans_done = self
+            .spans
+            .as_ref()
+            .is_none_or(|s| s.shutdown(timeout.saturating_sub(start.elapsed()) / 2));
         let logs_done = self
             .pipeline
             .shutdown(timeout.saturating_sub(start.elapsed()));
@@ -250,13 +259,16 @@ impl TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if !self.shut_down {
+            let start = Instant::now();
+            let timeout = self.drop_timeout;
             if let Some(m) = &mut self.metrics {
-                m.stop();
+                m.stop(start + timeout / 3);
             }
             if let Some(spans) = &self.spans {
-                spans.shutdown(self.drop_timeout / 2);
+                spans.shutdown(timeout.saturating_sub(start.elapsed()) / 2);
             }
-            self.pipeline.shutdown(self.drop_timeout);
+            self.pipeline
+                .shutdown(timeout.saturating_sub(start.elapsed()));
         }
     }
 }

@@ -246,7 +246,13 @@ impl TelemetryBuilder {
         );
         spawn_worker(worker, &p.worker_cpus, Arc::clone(&pipeline))?;
 
-        let spans = build_spans(&config, &host_name, span_writers, &clock, &key, &pipeline)?;
+        let spans = match build_spans(&config, &host_name, span_writers, &clock, &key, &pipeline) {
+            Ok(s) => s,
+            Err(e) => {
+                pipeline.shutdown(std::time::Duration::from_secs(1));
+                return Err(e);
+            }
+        };
         let metrics = match build_metrics(
             &config,
             &host_name,
@@ -354,13 +360,6 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
         .into());
     }
     let (dispatch, guard) = builder.build_dispatch()?;
-    if let Some(recorder) = guard.metrics_recorder() {
-        metrics::set_global_recorder(recorder).map_err(|_| {
-            Error::from(ErrorKind::AlreadyInitialized {
-                what: "a global metrics recorder",
-            })
-        })?;
-    }
     let max = guard.max_level();
     tracing_log::LogTracer::builder()
         .with_max_level(to_log_level(max))
@@ -370,6 +369,13 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
                 what: "a `log` logger",
             })
         })?;
+    if let Some(recorder) = guard.metrics_recorder() {
+        metrics::set_global_recorder(recorder).map_err(|_| {
+            Error::from(ErrorKind::AlreadyInitialized {
+                what: "a global metrics recorder",
+            })
+        })?;
+    }
     tracing::dispatcher::set_global_default(dispatch).map_err(|_| {
         Error::from(ErrorKind::AlreadyInitialized {
             what: "a global tracing subscriber",
@@ -379,8 +385,6 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
     Ok(guard)
 }
 
-/// The metrics side: registry with the trading catalogue's help and buckets, the renderer, and
-/// the scrape endpoint (bound now, so a port in use is an init error).
 /// The span side: head sampler, spans pipeline, its sinks (the span file, span writers) and
 /// worker. `None` when traces are off or no span sink is left (span ids are still assigned,
 /// for log correlation).
@@ -496,6 +500,8 @@ fn build_spans(
     })))
 }
 
+/// The metrics side: registry with the trading catalogue's help and buckets, the renderer, and
+/// the scrape endpoint (bound now, so a port in use is an init error).
 fn build_metrics(
     config: &Config,
     host_name: &str,
@@ -547,9 +553,12 @@ fn build_metrics(
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
+        // Sanitised keys may collide with the built-in ones or with each other: the first
+        // wins, so the exposition never carries a label twice.
         if !key.is_empty()
             && !key.starts_with(|c: char| c.is_ascii_digit())
             && !key.starts_with("__")
+            && !info.iter().any(|(existing, _)| *existing == key)
         {
             info.push((key, v.clone()));
         }
@@ -645,7 +654,6 @@ fn build_metrics(
             registry: Arc::clone(&recorder.registry),
             resource: resource_attributes(config, host_name),
             start_unix_nanos: now_unix_nanos(),
-            stats: Arc::clone(&stats),
         });
         let started = Pusher::start("otlp-metrics", o.interval, o.timeout, job, stats);
         pushers.push(started.map_err(|source| ErrorKind::SpawnWorker { source })?);

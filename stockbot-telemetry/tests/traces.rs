@@ -314,3 +314,42 @@ fn local_keep_rules_export_unsampled_traces_with_errors_audit_or_slow_spans() {
     assert_eq!(stats.dropped["keep_buffer_full"], 7);
     assert!(stats.accounted_for(), "{stats:?}");
 }
+
+#[test]
+fn audit_spans_are_never_head_sampled_away() {
+    let s = service("risk", |c| c.traces.sampler = "always_off".into());
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let _r = info_span!(target: "traces", "kill_switch", audit = true).entered();
+        let _n = info_span!(target: "traces", "ordinary").entered();
+    });
+    let names: Vec<String> = s.finished().into_iter().map(|x| x.name).collect();
+    assert_eq!(
+        names,
+        ["ordinary", "kill_switch"],
+        "the audit span and the spans under it are exported"
+    );
+}
+
+#[test]
+fn a_span_continuing_a_remote_trace_is_its_own_local_root_for_keep_rules() {
+    let s = service("consumer", |c| {
+        c.traces.sampler = "always_off".into();
+        c.traces.keep.enabled = true;
+    });
+    let headers: HashMap<String, String> = [(
+        "traceparent".to_owned(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".to_owned(),
+    )]
+    .into();
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let _consume = info_span!(target: "traces", "consume_loop").entered();
+        for _ in 0..3 {
+            let handle = info_span!(target: "traces", "handle_message");
+            stockbot_telemetry::extract_into(&handle, &headers).unwrap();
+            let _h = handle.enter();
+            error!(target: "traces", "bad message");
+        }
+        // Released when each message's span closes, not held until the loop ends.
+        assert_eq!(s.finished().len(), 3);
+    });
+}

@@ -168,13 +168,20 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(current) = ext.get_mut::<Arc<SpanContext>>() {
-            let mut sc = (**current).clone();
-            values.record(&mut SpanVisitor {
-                ctx: &mut sc,
-                limit: self.logs.max_field_bytes,
-            });
+        // Copy, then record without holding the span's lock: a field's `Debug` may itself emit
+        // events, open spans or record metrics.
+        let Some(mut sc) = span
+            .extensions()
+            .get::<Arc<SpanContext>>()
+            .map(|c| (**c).clone())
+        else {
+            return;
+        };
+        values.record(&mut SpanVisitor {
+            ctx: &mut sc,
+            limit: self.logs.max_field_bytes,
+        });
+        if let Some(current) = span.extensions_mut().get_mut::<Arc<SpanContext>>() {
             *current = sc.shared();
         }
     }
@@ -206,7 +213,9 @@ where
             return;
         };
         let end_stamp = self.logs.clock.stamp();
-        if sc.sampled {
+        if sc.sampled || (sc.audit && spans.keep.is_none()) {
+            // Audit-class spans are exported whatever the head sampler said (and use the
+            // queue's audit reserve).
             spans.pipeline.submit(SpanRecord { ctx: sc, end_stamp });
         } else if let Some(keep) = &spans.keep {
             use crate::process::keep::Verdict;

@@ -207,7 +207,7 @@ pub(crate) struct Family {
     pub(crate) kind: MetricKind,
     pub(crate) bounds: Arc<[f64]>,
     series: AtomicUsize,
-    overflow: Mutex<Option<Cell>>,
+    overflow: std::sync::OnceLock<Cell>,
     pub(crate) overflowed: AtomicU64,
 }
 
@@ -374,14 +374,15 @@ impl MetricsRegistry {
     }
 
     fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, ()> {
-        if let Some(f) = self
+        let existing = self
             .families
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-        {
+            .cloned();
+        if let Some(f) = existing {
             if f.kind == kind {
-                return Ok(Arc::clone(f));
+                return Ok(f);
             }
             self.reject(name, Rejection::KindConflict, || {
                 format!(
@@ -394,6 +395,12 @@ impl MetricsRegistry {
         }
         if let Err(e) = conventions::validate_metric_name(name, kind, &self.settings.namespace) {
             self.reject(name, Rejection::of(&e), || e.to_string());
+            return Err(());
+        }
+        if name.starts_with(&format!("{}_telemetry_", self.settings.namespace)) {
+            self.reject(name, Rejection::InvalidName, || {
+                format!("metric `{name}`: the `{}_telemetry_` prefix is reserved for the SDK's own metrics", self.settings.namespace)
+            });
             return Err(());
         }
         let unit = self
@@ -428,7 +435,7 @@ impl MetricsRegistry {
                 kind,
                 bounds,
                 series: AtomicUsize::new(0),
-                overflow: Mutex::new(None),
+                overflow: std::sync::OnceLock::new(),
                 overflowed: AtomicU64::new(0),
             })
         });
@@ -454,10 +461,16 @@ impl MetricsRegistry {
         // are stripped — the sample is kept, the refusal counted.
         let mut kept: Vec<&Label> = Vec::with_capacity(key.labels().len());
         let mut stripped = false;
-        for label in key.labels() {
+        for (i, label) in key.labels().enumerate() {
             let k = label.key();
             if let Err(e) = conventions::validate_label_name(k) {
                 self.reject(name, Rejection::InvalidLabel, || e.to_string());
+                return None;
+            }
+            if matches!(k, "le" | "quantile") || key.labels().take(i).any(|l| l.key() == k) {
+                self.reject(name, Rejection::InvalidLabel, || {
+                    format!("metric `{name}`: label `{k}` is reserved by the exposition format or given twice")
+                });
                 return None;
             }
             let refused = conventions::label_cardinality(k) == Some(Cardinality::High)
@@ -497,16 +510,26 @@ impl MetricsRegistry {
             key.clone()
         };
 
+        let max = self.settings.max_series_per_metric;
+        // At the cap: straight to the overflow series, without the shard's write lock.
+        if family.series.load(Relaxed) >= max {
+            family.overflowed.fetch_add(1, Relaxed);
+            return Some(self.overflow_cell(&family));
+        }
         let mut shard = self.shard(&key).write().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = shard.get(&key) {
             return (s.cell.kind() == kind).then(|| s.cell.clone());
         }
-        if family.series.load(Relaxed) >= self.settings.max_series_per_metric {
+        // Reserve a slot atomically: the family's series are spread over all shards.
+        if family
+            .series
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_err()
+        {
             drop(shard);
             family.overflowed.fetch_add(1, Relaxed);
             return Some(self.overflow_cell(&family));
         }
-        family.series.fetch_add(1, Relaxed);
         let cell = self.new_cell(&family);
         let labels = render_labels(key.labels().map(|l| (l.key(), l.value())));
         let pairs = key
@@ -528,14 +551,20 @@ impl MetricsRegistry {
     }
 
     fn overflow_cell(&self, family: &Family) -> Cell {
-        let mut slot = family.overflow.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
+        if let Some(cell) = family.overflow.get() {
+            return cell.clone();
+        }
+        let cell = family
+            .overflow
+            .get_or_init(|| self.new_cell(family))
+            .clone();
+        if family.overflowed.load(Relaxed) <= 1 {
             report(format!(
                 "metric `{}` reached its cap of {} label sets; further new label sets go to the series {{{OVERFLOW_LABEL}=\"true\"}}",
                 family.name, self.settings.max_series_per_metric
             ));
         }
-        slot.get_or_insert_with(|| self.new_cell(family)).clone()
+        cell
     }
 
     pub(crate) fn describe(&self, name: &str, unit: Option<Unit>, help: &str) {
@@ -571,12 +600,7 @@ impl MetricsRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .values()
         {
-            if let Some(cell) = family
-                .overflow
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-            {
+            if let Some(cell) = family.overflow.get().cloned() {
                 out.push(SeriesView {
                     family: Arc::clone(family),
                     labels: format!("{OVERFLOW_LABEL}=\"true\""),
@@ -862,6 +886,40 @@ mod tests {
         };
         assert_eq!(cell.buckets.first().unwrap().load(Relaxed), 1);
         assert_eq!(cell.buckets.last().unwrap().load(Relaxed), 1);
+    }
+
+    #[test]
+    fn exposition_reserved_labels_duplicates_and_the_sdk_prefix_are_refused() {
+        let r = registry(10);
+        metrics::with_local_recorder(&r, || {
+            metrics::histogram!("stockbot_x_seconds", "le" => "a").record(1.0);
+            metrics::counter!("stockbot_y_total", "venue" => "a", "venue" => "b").increment(1);
+            metrics::counter!("stockbot_telemetry_emitted_total").increment(1);
+        });
+        let rejected = r.registry.stats.rejected.lock().unwrap().clone();
+        assert_eq!(rejected[&Rejection::InvalidLabel], 2);
+        assert_eq!(rejected[&Rejection::InvalidName], 1);
+        assert!(r.registry.snapshot().is_empty());
+    }
+
+    #[test]
+    fn the_cap_holds_under_concurrent_registration() {
+        let r = registry(20);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let r = &r;
+                s.spawn(move || {
+                    metrics::with_local_recorder(r, || {
+                        for i in 0..200 {
+                            metrics::counter!("stockbot_z_total", "venue" => format!("{t}-{i}"))
+                                .increment(1);
+                        }
+                    });
+                });
+            }
+        });
+        assert_eq!(r.registry.series_count("stockbot_z_total"), 20);
+        assert_eq!(r.registry.snapshot().len(), 21);
     }
 
     #[test]

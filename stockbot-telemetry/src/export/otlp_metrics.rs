@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
-use super::push::{Outcome, PushJob, PushStats, classify};
+use super::push::{Outcome, PushJob, classify};
 use crate::collect::metrics::{Cell, MetricsRegistry};
 use crate::config::Secret;
 
@@ -145,7 +145,6 @@ pub(crate) struct OtlpMetricsJob {
     pub(crate) registry: Arc<MetricsRegistry>,
     pub(crate) resource: Vec<(String, String)>,
     pub(crate) start_unix_nanos: u64,
-    pub(crate) stats: Arc<PushStats>,
 }
 
 impl PushJob for OtlpMetricsJob {
@@ -178,7 +177,8 @@ impl PushJob for OtlpMetricsJob {
                     .partial_success
                     .is_some_and(|p| p.rejected_data_points > 0)
             {
-                self.stats.rejected.fetch_add(1, Relaxed);
+                // Counted once, as `rejected` (not also as `ok`), and never retried.
+                return Outcome::Rejected;
             }
         }
         classify(response)

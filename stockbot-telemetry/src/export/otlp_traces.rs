@@ -108,6 +108,8 @@ pub(crate) fn build_request(
 /// Spans to a Collector over OTLP/HTTP.
 pub(crate) struct OtlpSpanSink {
     agent: ureq::Agent,
+    /// Longest one batch may take, retries included (the worker's other sinks wait meanwhile).
+    budget: Duration,
     endpoint: String,
     headers: Vec<(String, Secret)>,
     resource: Vec<(String, String)>,
@@ -122,6 +124,7 @@ impl OtlpSpanSink {
         timeout: Duration,
     ) -> Self {
         OtlpSpanSink {
+            budget: timeout * 2,
             agent: ureq::Agent::config_builder()
                 .timeout_global(Some(timeout))
                 .http_status_as_error(false)
@@ -171,21 +174,29 @@ impl OtlpSpanSink {
 impl Sink for OtlpSpanSink {
     fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
         let text = std::str::from_utf8(bytes).map_err(io::Error::other)?;
-        let (spans, _) = read_json_lines(text);
+        let (spans, malformed) = read_json_lines(text);
         let body = build_request(&spans, &self.resource).encode_to_vec();
+        let deadline = Instant::now() + self.budget;
         for attempt in 1..=MAX_ATTEMPTS {
             let (outcome, rejected) = self.send(&body);
             match outcome {
                 Outcome::Ok => {
                     self.backoff.succeeded();
-                    return Ok(Written { rejected });
+                    // Lines that could not be read back were never sent: count them too.
+                    return Ok(Written {
+                        rejected: rejected + malformed as u64,
+                    });
                 }
                 Outcome::Rejected => {
                     return Err(io::Error::other("the receiver refused the batch"));
                 }
                 Outcome::Retry(after) if attempt < MAX_ATTEMPTS => {
                     let now = Instant::now();
-                    std::thread::sleep(self.backoff.failed(now, after));
+                    let wait = self.backoff.failed(now, after);
+                    if now + wait >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(wait);
                 }
                 Outcome::Retry(_) => {}
             }

@@ -187,12 +187,16 @@ impl Pusher {
         })
     }
 
-    /// Asks for the final push and waits for it (at most twice the request timeout plus a
-    /// second; past that the thread finishes on its own).
-    pub(crate) fn stop(&mut self) {
+    /// Asks for the final push (without waiting).
+    pub(crate) fn signal(&mut self) {
         drop(self.stop.take());
+    }
+
+    /// Asks for the final push and waits for it until `deadline` at the latest (past that the
+    /// thread finishes on its own).
+    pub(crate) fn stop_by(&mut self, deadline: Instant) {
+        self.signal();
         if let Some(thread) = self.thread.take() {
-            let deadline = Instant::now() + self.timeout * 2 + Duration::from_secs(1);
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -200,6 +204,11 @@ impl Pusher {
                 let _ = thread.join();
             }
         }
+    }
+
+    /// As [`stop_by`](Self::stop_by), with twice the request timeout plus a second.
+    pub(crate) fn stop(&mut self) {
+        self.stop_by(Instant::now() + self.timeout * 2 + Duration::from_secs(1));
     }
 }
 

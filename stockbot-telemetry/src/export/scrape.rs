@@ -71,14 +71,20 @@ impl ScrapeServer {
         self.addr
     }
 
-    /// Stops serving and joins the thread.
-    pub(crate) fn stop(&mut self) {
+    /// Stops serving; waits for the thread until `deadline` (a scraper stuck reading a response
+    /// must not hold shutdown).
+    pub(crate) fn stop_by(&mut self, deadline: std::time::Instant) {
         self.stop.store(true, Ordering::Release);
         if let Some(server) = &self.server {
             server.unblock();
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         // The last reference: dropping it closes the listening socket.
         self.server = None;
@@ -87,7 +93,7 @@ impl ScrapeServer {
 
 impl Drop for ScrapeServer {
     fn drop(&mut self) {
-        self.stop();
+        self.stop_by(std::time::Instant::now() + Duration::from_secs(1));
     }
 }
 

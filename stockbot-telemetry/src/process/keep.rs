@@ -85,6 +85,11 @@ impl KeepRules {
             }
             return Verdict::Release(Vec::new());
         }
+        if ctx.audit && self.audit {
+            // Audit-class spans are never dropped for lack of room: released at once.
+            drop(held);
+            return Verdict::Release(vec![record]);
+        }
         if held.total >= self.max_buffered_spans {
             self.overflowed.fetch_add(1, Relaxed);
             return Verdict::Overflow;
