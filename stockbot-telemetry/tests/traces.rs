@@ -353,3 +353,34 @@ fn a_span_continuing_a_remote_trace_is_its_own_local_root_for_keep_rules() {
         assert_eq!(s.finished().len(), 3);
     });
 }
+
+#[test]
+fn a_root_that_never_closes_cannot_starve_the_keep_rules() {
+    // A loop span stays open while its ticks fill the keep buffer; a later trace with an
+    // error must still be kept, by evicting the oldest held trace (counted).
+    let s2 = service("loop2", |c| {
+        c.traces.sampler = "always_off".into();
+        c.traces.keep.enabled = true;
+        c.traces.keep.max_spans_per_trace = 2;
+        c.traces.keep.max_buffered_spans = 2;
+    });
+    tracing::dispatcher::with_default(&s2.dispatch, || {
+        let forever = info_span!(target: "traces", "run_loop").entered();
+        for _ in 0..2 {
+            let _tick = info_span!(target: "traces", parent: forever.id(), "tick").entered();
+        }
+        {
+            let _r = info_span!(target: "traces", parent: None, "failing_order").entered();
+            let _c = info_span!(target: "traces", "venue_call").entered();
+            error!(target: "traces", "rejected");
+        }
+        let names: Vec<String> = s2.finished().into_iter().map(|x| x.name).collect();
+        assert_eq!(names, ["venue_call", "failing_order"]);
+        let stats = s2.guard.span_stats().unwrap();
+        assert_eq!(
+            stats.dropped["keep_buffer_full"], 2,
+            "the stale loop's ticks were evicted and counted"
+        );
+        drop(forever);
+    });
+}

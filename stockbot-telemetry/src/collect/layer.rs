@@ -225,7 +225,21 @@ where
                     .unix_nanos(end_stamp)
                     .saturating_sub(spans.clock.unix_nanos(sc.start_stamp)),
             );
-            match keep.close(SpanRecord { ctx: sc, end_stamp }, duration) {
+            let verdict = keep.close(SpanRecord { ctx: sc, end_stamp }, duration);
+            // Spans evicted from the oldest held trace are lost: count them.
+            let evicted = keep.evicted.swap(0, std::sync::atomic::Ordering::Relaxed);
+            for _ in 0..evicted {
+                spans
+                    .pipeline
+                    .acct
+                    .emitted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                spans
+                    .pipeline
+                    .acct
+                    .dropped(crate::export::accounting::DropReason::KeepBufferFull);
+            }
+            match verdict {
                 Verdict::Held => {}
                 Verdict::Overflow => {
                     spans

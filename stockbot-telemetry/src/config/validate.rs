@@ -172,6 +172,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
                 ));
             }
             positive_duration("traces.otlp.timeout", o.timeout)?;
+            check_headers("traces.otlp.headers", &o.headers)?;
         }
         if t.file.enabled {
             positive_u64("traces.file.max_file_bytes", t.file.max_file_bytes)?;
@@ -305,6 +306,7 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         }
         positive_duration("metrics.otlp.interval", o.interval)?;
         positive_duration("metrics.otlp.timeout", o.timeout)?;
+        check_headers("metrics.otlp.headers", &o.headers)?;
     }
     if let Some(p) = &m.push {
         let rest = p.url.strip_prefix("http://");
@@ -325,6 +327,36 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         }
         positive_duration("metrics.push.interval", p.interval)?;
         positive_duration("metrics.push.timeout", p.timeout)?;
+    }
+    Ok(())
+}
+
+/// Header names must be HTTP tokens and values visible ASCII (or spaces/tabs): a header the
+/// HTTP client would refuse would otherwise fail every export. Values are never echoed.
+fn check_headers(
+    field: &str,
+    headers: &std::collections::BTreeMap<String, crate::config::Secret>,
+) -> Result<(), Error> {
+    for (name, value) in headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(Error::invalid(
+                format!("{field}.{name}"),
+                name,
+                "is not a valid HTTP header name",
+            ));
+        }
+        if !value
+            .expose()
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(Error::invalid(
+                format!("{field}.{name}"),
+                "<redacted>",
+                "header values must be printable ASCII",
+            ));
+        }
     }
     Ok(())
 }
@@ -465,6 +497,19 @@ mod tests {
             .fields
             .push(CustomField::new("order.cl_ord_id", "string"));
         expect_field(&c, "log.fields[0].name");
+    }
+
+    #[test]
+    fn bad_otlp_headers_are_refused_without_echo() {
+        let mut c = Config::default();
+        let mut o = crate::config::OtlpTracesConfig::new("http://127.0.0.1:4318/v1/traces");
+        o.headers
+            .insert("x-api-key".into(), Secret::new("line\nbreak-secret"));
+        c.traces.otlp = Some(o);
+        let err = c.validate().unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("break-secret"), "{text}");
+        assert!(text.contains("traces.otlp"), "{text}");
     }
 
     #[test]

@@ -22,12 +22,31 @@ pub(crate) struct KeepRules {
     held: Mutex<Held>,
     /// Spans refused because a buffer was full (counted as dropped by the span pipeline too).
     pub(crate) overflowed: AtomicU64,
+    /// Of those, spans dropped from the oldest held trace to make room; the caller moves them
+    /// into the pipeline's drop count.
+    pub(crate) evicted: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Held {
     traces: HashMap<(u128, u64), Vec<SpanRecord>>,
     total: usize,
+}
+
+impl Held {
+    /// Frees room by dropping the trace held longest (its local root may never close, e.g. a
+    /// long-lived loop span). Returns how many spans went.
+    fn evict_oldest(&mut self) -> usize {
+        let oldest = self
+            .traces
+            .iter()
+            .min_by_key(|(_, spans)| spans.first().map_or(u64::MAX, |s| s.end_stamp))
+            .map(|(k, _)| *k);
+        let Some(key) = oldest else { return 0 };
+        let n = self.traces.remove(&key).map_or(0, |v| v.len());
+        self.total -= n;
+        n
+    }
 }
 
 /// What to do with a closed span of an unsampled trace.
@@ -57,6 +76,7 @@ impl KeepRules {
             max_buffered_spans,
             held: Mutex::new(Held::default()),
             overflowed: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         }
     }
 
@@ -91,8 +111,11 @@ impl KeepRules {
             return Verdict::Release(vec![record]);
         }
         if held.total >= self.max_buffered_spans {
-            self.overflowed.fetch_add(1, Relaxed);
-            return Verdict::Overflow;
+            // Make room by giving up on the oldest held trace (counted), so one never-closing
+            // root cannot disable the rules for everything else.
+            let evicted = held.evict_oldest();
+            self.overflowed.fetch_add(evicted as u64, Relaxed);
+            self.evicted.fetch_add(evicted as u64, Relaxed);
         }
         let spans = held.traces.entry(key).or_default();
         if spans.len() >= self.max_spans_per_trace {
