@@ -134,7 +134,7 @@ pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
             // The span now starts this process's part of another trace: it is a local root
             // (its own keep decision, not the enclosing span's).
             sc.local_root = sc.span_id;
-            sc.keep = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            sc.keep = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
             sc.parent = None;
             *current = Arc::new(sc);
         }

@@ -154,7 +154,9 @@ where
             parent,
             |trace_id| spans.is_some_and(|s| s.sampler.sample_root(trace_id)),
             self.logs.clock.stamp(),
+            spans.is_some_and(|s| s.keep.is_some()),
         );
+        sc.fields.reserve_exact(meta.fields().len());
         attrs.record(&mut SpanVisitor {
             ctx: &mut sc,
             limit: self.logs.max_field_bytes,

@@ -42,7 +42,8 @@ pub(crate) struct SpanContext {
     /// Span id of this process's root of the trace (itself for a local root).
     pub(crate) local_root: u64,
     /// Shared by every span under one local root: a local keep rule fired for the trace.
-    pub(crate) keep: Arc<AtomicBool>,
+    /// Only allocated for unsampled traces while keep rules are on.
+    pub(crate) keep: Option<Arc<AtomicBool>>,
 }
 
 impl Clone for SpanContext {
@@ -60,7 +61,7 @@ impl Clone for SpanContext {
             parent: self.parent.clone(),
             error: AtomicBool::new(self.error.load(std::sync::atomic::Ordering::Relaxed)),
             local_root: self.local_root,
-            keep: Arc::clone(&self.keep),
+            keep: self.keep.clone(),
         }
     }
 }
@@ -72,6 +73,7 @@ impl SpanContext {
         parent: Option<Arc<SpanContext>>,
         sample_root: impl FnOnce(u128) -> bool,
         start_stamp: u64,
+        keep_rules: bool,
     ) -> Self {
         let span_id = random_u64_nonzero();
         let (trace_id, audit, parent_span_id, sampled, local_root, keep) = match &parent {
@@ -81,18 +83,13 @@ impl SpanContext {
                 Some(p.span_id),
                 p.sampled,
                 p.local_root,
-                Arc::clone(&p.keep),
+                p.keep.clone(),
             ),
             None => {
                 let trace_id = random_u128_nonzero();
-                (
-                    trace_id,
-                    false,
-                    None,
-                    sample_root(trace_id),
-                    span_id,
-                    Arc::new(AtomicBool::new(false)),
-                )
+                let sampled = sample_root(trace_id);
+                let keep = (keep_rules && !sampled).then(|| Arc::new(AtomicBool::new(false)));
+                (trace_id, false, None, sampled, span_id, keep)
             }
         };
         SpanContext {
@@ -265,11 +262,12 @@ mod tests {
 
     #[test]
     fn children_inherit_trace_and_fields() {
-        let mut root = SpanContext::new("root", "t", None, |_| true, 0);
+        let mut root = SpanContext::new("root", "t", None, |_| true, 0, false);
         root.set("order.cl_ord_id", OwnedValue::Str("C1".into()));
         root.set("audit", OwnedValue::Bool(true));
         let root = root_with_fields(root);
-        let mut child = SpanContext::new("child", "t", Some(Arc::clone(&root)), |_| false, 1);
+        let mut child =
+            SpanContext::new("child", "t", Some(Arc::clone(&root)), |_| false, 1, false);
         child.set("order.cl_ord_id", OwnedValue::Str("C2".into()));
         assert_eq!(child.trace_id, root.trace_id);
         assert_ne!(child.span_id, root.span_id);

@@ -91,7 +91,9 @@ impl KeepRules {
     pub(crate) fn close(&self, record: SpanRecord, duration: Duration) -> Verdict {
         let ctx = Arc::clone(&record.ctx);
         if self.interesting(&ctx, duration) {
-            ctx.keep.store(true, Relaxed);
+            if let Some(keep) = &ctx.keep {
+                keep.store(true, Relaxed);
+            }
         }
         let key = (ctx.trace_id, ctx.local_root);
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -99,7 +101,9 @@ impl KeepRules {
         if is_root {
             let mut spans = held.traces.remove(&key).unwrap_or_default();
             held.total -= spans.len();
-            if ctx.keep.load(Relaxed) {
+            if ctx.keep.as_ref().is_some_and(|k| k.load(Relaxed))
+                || self.interesting(&ctx, duration)
+            {
                 spans.push(record);
                 return Verdict::Release(spans);
             }
