@@ -90,10 +90,10 @@ impl KeepRules {
     /// Takes a closed span of an unsampled trace.
     pub(crate) fn close(&self, record: SpanRecord, duration: Duration) -> Verdict {
         let ctx = Arc::clone(&record.ctx);
-        if self.interesting(&ctx, duration) {
-            if let Some(keep) = &ctx.keep {
-                keep.store(true, Relaxed);
-            }
+        if self.interesting(&ctx, duration)
+            && let Some(keep) = &ctx.keep
+        {
+            keep.store(true, Relaxed);
         }
         let key = (ctx.trace_id, ctx.local_root);
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
