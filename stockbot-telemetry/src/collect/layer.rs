@@ -41,6 +41,18 @@ pub(crate) struct SpanCollector {
     pub(crate) clock: Arc<crate::collect::clock::RecordClock>,
 }
 
+impl SpanCollector {
+    /// Counts `n` spans lost because the keep-rule buffers were full (emitted and dropped).
+    fn lost_to_keep_buffers(&self, n: u64) {
+        let acct = &self.pipeline.acct;
+        for _ in 0..n {
+            acct.emitted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            acct.dropped(crate::export::accounting::DropReason::KeepBufferFull);
+        }
+    }
+}
+
 /// What capturing a log event needs besides the pipeline.
 #[derive(Debug)]
 pub(crate) struct LogCollector {
@@ -230,30 +242,10 @@ where
             let verdict = keep.close(SpanRecord { ctx: sc, end_stamp }, duration);
             // Spans evicted from the oldest held trace are lost: count them.
             let evicted = keep.evicted.swap(0, std::sync::atomic::Ordering::Relaxed);
-            for _ in 0..evicted {
-                spans
-                    .pipeline
-                    .acct
-                    .emitted
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                spans
-                    .pipeline
-                    .acct
-                    .dropped(crate::export::accounting::DropReason::KeepBufferFull);
-            }
+            spans.lost_to_keep_buffers(evicted);
             match verdict {
                 Verdict::Held => {}
-                Verdict::Overflow => {
-                    spans
-                        .pipeline
-                        .acct
-                        .emitted
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    spans
-                        .pipeline
-                        .acct
-                        .dropped(crate::export::accounting::DropReason::KeepBufferFull);
-                }
+                Verdict::Overflow => spans.lost_to_keep_buffers(1),
                 Verdict::Release(records) => {
                     for r in records {
                         spans.pipeline.submit(r);

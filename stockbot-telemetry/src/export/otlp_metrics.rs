@@ -26,7 +26,8 @@ use crate::config::Secret;
 /// Largest response body read (OTLP: cap what a receiver can make us buffer).
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
-fn kv(key: &str, value: &str) -> KeyValue {
+/// A string attribute (shared by the OTLP encoders).
+pub(crate) fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue {

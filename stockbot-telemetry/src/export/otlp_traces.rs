@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 use prost::Message as _;
 
+use super::otlp_metrics::kv;
 use super::push::{Outcome, classify};
 use super::retry::{Backoff, RetryPolicy};
 use super::sink::{Sink, Written};
@@ -26,16 +27,6 @@ use crate::config::Secret;
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 /// Attempts per batch (the first one and retries).
 const MAX_ATTEMPTS: u32 = 5;
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        key_strindex: 0,
-    }
-}
 
 fn kind(k: SpanKind) -> i32 {
     (match k {
