@@ -397,6 +397,28 @@ impl MetricsRegistry {
             self.reject(name, Rejection::of(&e), || e.to_string());
             return Err(());
         }
+        // In OpenMetrics a counter `x_total` is the family `x`: a gauge or histogram `x` next
+        // to it would make the exposition unparsable.
+        let twin = match kind {
+            MetricKind::Counter => name.strip_suffix("_total").map(str::to_owned),
+            _ => Some(format!("{name}_total")),
+        };
+        let clash = twin.and_then(|t| {
+            self.families
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&t)
+                .map(|f| (t.clone(), f.kind))
+        });
+        if let Some((other, other_kind)) = clash {
+            self.reject(name, Rejection::KindConflict, || {
+                format!(
+                    "metric `{name}` would share its OpenMetrics family with the {} `{other}`",
+                    other_kind.name()
+                )
+            });
+            return Err(());
+        }
         if name.starts_with(&format!("{}_telemetry_", self.settings.namespace)) {
             self.reject(name, Rejection::InvalidName, || {
                 format!("metric `{name}`: the `{}_telemetry_` prefix is reserved for the SDK's own metrics", self.settings.namespace)
@@ -900,6 +922,22 @@ mod tests {
         assert_eq!(rejected[&Rejection::InvalidLabel], 2);
         assert_eq!(rejected[&Rejection::InvalidName], 1);
         assert!(r.registry.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_gauge_and_a_counter_may_not_share_an_openmetrics_family() {
+        let r = registry(10);
+        metrics::with_local_recorder(&r, || {
+            metrics::counter!("stockbot_orders_total").increment(1);
+            metrics::gauge!("stockbot_orders").set(1.0);
+            metrics::histogram!("stockbot_fills_seconds").record(1.0);
+            metrics::counter!("stockbot_fills_seconds_total").increment(1);
+        });
+        assert_eq!(
+            r.registry.stats.rejected.lock().unwrap()[&Rejection::KindConflict],
+            2
+        );
+        assert_eq!(r.registry.snapshot().len(), 2);
     }
 
     #[test]
