@@ -95,6 +95,15 @@ impl RecordClock {
         }
     }
 
+    /// Nanoseconds between two stamps (cheap: no calibration lock).
+    pub(crate) fn elapsed_nanos(&self, start: u64, end: u64) -> u64 {
+        match self.sim {
+            Some(_) => end.saturating_sub(start),
+            None if end >= start => self.mono.delta_as_nanos(start, end),
+            None => 0,
+        }
+    }
+
     /// Real wall-clock time now, in unix nanoseconds.
     pub(crate) fn wall_now(&self) -> u64 {
         system_unix_nanos()

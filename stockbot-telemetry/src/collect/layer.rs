@@ -234,10 +234,7 @@ where
         } else if let Some(keep) = &spans.keep {
             use crate::process::keep::Verdict;
             let duration = std::time::Duration::from_nanos(
-                spans
-                    .clock
-                    .unix_nanos(end_stamp)
-                    .saturating_sub(spans.clock.unix_nanos(sc.start_stamp)),
+                spans.clock.elapsed_nanos(sc.start_stamp, end_stamp),
             );
             let verdict = keep.close(SpanRecord { ctx: sc, end_stamp }, duration);
             // Spans evicted from the oldest held trace are lost: count them.

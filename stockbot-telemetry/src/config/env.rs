@@ -80,17 +80,8 @@ fn apply_otel_traces(
     config: &mut Config,
     otel: &std::collections::HashMap<String, String>,
 ) -> Result<(), Error> {
-    let endpoint = if let Some(e) = otel
-        .get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .filter(|v| !v.trim().is_empty())
-    {
-        e.trim().to_owned()
-    } else if let Some(base) = otel
-        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .filter(|v| !v.trim().is_empty())
-    {
-        format!("{}/v1/traces", base.trim().trim_end_matches('/'))
-    } else {
+    let Some(endpoint) = otlp_endpoint(otel, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")
+    else {
         return Ok(());
     };
     let o = config
@@ -113,6 +104,22 @@ fn apply_otel_traces(
         o.timeout = Duration::from_millis(parse(key, ms)?);
     }
     Ok(())
+}
+
+/// The signal's endpoint: its own variable as given, else the generic
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` with the signal's path appended (OTLP/HTTP rules).
+fn otlp_endpoint(
+    otel: &std::collections::HashMap<String, String>,
+    specific: &str,
+    path: &str,
+) -> Option<String> {
+    if let Some(e) = otel.get(specific).filter(|v| !v.trim().is_empty()) {
+        return Some(e.trim().to_owned());
+    }
+    let base = otel
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|v| !v.trim().is_empty())?;
+    Some(format!("{}{path}", base.trim().trim_end_matches('/')))
 }
 
 /// The signal-specific variable if set, else the generic one.
@@ -161,16 +168,10 @@ fn apply_otel_metrics(
         }
         Some("otlp") => {
             let o = config.metrics.otlp.get_or_insert_with(Default::default);
-            if let Some(endpoint) = otel
-                .get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-                .filter(|v| !v.trim().is_empty())
+            if let Some(endpoint) =
+                otlp_endpoint(otel, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")
             {
-                o.endpoint = endpoint.trim().to_owned();
-            } else if let Some(base) = otel
-                .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .filter(|v| !v.trim().is_empty())
-            {
-                o.endpoint = format!("{}/v1/metrics", base.trim().trim_end_matches('/'));
+                o.endpoint = endpoint;
             }
             if let Some((key, headers)) = first(
                 otel,

@@ -157,22 +157,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             }
         }
         if let Some(o) = &t.otlp {
-            if cfg!(not(feature = "otlp")) {
-                return Err(Error::invalid(
-                    "traces.otlp",
-                    &o.endpoint,
-                    "this build has no OTLP export: enable the `otlp` feature of stockbot-telemetry",
-                ));
-            }
-            if !o.endpoint.starts_with("http://") || o.endpoint.len() <= "http://".len() {
-                return Err(Error::invalid(
-                    "traces.otlp.endpoint",
-                    &o.endpoint,
-                    "must be an http:// URL of the receiver's /v1/traces (https and gRPC are not supported yet)",
-                ));
-            }
-            positive_duration("traces.otlp.timeout", o.timeout)?;
-            check_headers("traces.otlp.headers", &o.headers)?;
+            check_otlp("traces.otlp", &o.endpoint, o.timeout, &o.headers)?;
         }
         if t.file.enabled {
             positive_u64("traces.file.max_file_bytes", t.file.max_file_bytes)?;
@@ -290,23 +275,8 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         positive_duration("metrics.system.interval", m.system.interval)?;
     }
     if let Some(o) = &m.otlp {
-        if cfg!(not(feature = "otlp")) {
-            return Err(Error::invalid(
-                "metrics.otlp",
-                &o.endpoint,
-                "this build has no OTLP metrics: enable the `otlp` feature of stockbot-telemetry",
-            ));
-        }
-        if !o.endpoint.starts_with("http://") || o.endpoint.len() <= "http://".len() {
-            return Err(Error::invalid(
-                "metrics.otlp.endpoint",
-                &o.endpoint,
-                "must be an http:// URL of the Collector's /v1/metrics (https comes with the OTLP transport)",
-            ));
-        }
+        check_otlp("metrics.otlp", &o.endpoint, o.timeout, &o.headers)?;
         positive_duration("metrics.otlp.interval", o.interval)?;
-        positive_duration("metrics.otlp.timeout", o.timeout)?;
-        check_headers("metrics.otlp.headers", &o.headers)?;
     }
     if let Some(p) = &m.push {
         let rest = p.url.strip_prefix("http://");
@@ -329,6 +299,31 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         positive_duration("metrics.push.timeout", p.timeout)?;
     }
     Ok(())
+}
+
+/// One OTLP/HTTP exporter's settings (metrics and traces share the rules).
+fn check_otlp(
+    field: &str,
+    endpoint: &str,
+    timeout: Duration,
+    headers: &std::collections::BTreeMap<String, crate::config::Secret>,
+) -> Result<(), Error> {
+    if cfg!(not(feature = "otlp")) {
+        return Err(Error::invalid(
+            field,
+            endpoint,
+            "this build has no OTLP export: enable the `otlp` feature of stockbot-telemetry",
+        ));
+    }
+    if !endpoint.starts_with("http://") || endpoint.len() <= "http://".len() {
+        return Err(Error::invalid(
+            format!("{field}.endpoint"),
+            endpoint,
+            "must be an http:// URL of the receiver (https and gRPC are not supported yet)",
+        ));
+    }
+    positive_duration(&format!("{field}.timeout"), timeout)?;
+    check_headers(&format!("{field}.headers"), headers)
 }
 
 /// Header names must be HTTP tokens and values visible ASCII (or spaces/tabs): a header the
