@@ -134,6 +134,15 @@ impl Accounting {
         }
     }
 
+    /// An in-flight record the worker lost to a panic while encoding it (every sink drops it).
+    pub(crate) fn lost_to_panic(&self) {
+        self.worker_panics.fetch_add(1, Relaxed);
+        for counters in &self.sinks {
+            counters.dropped(DropReason::WorkerPanic, 1);
+        }
+        self.in_flight.fetch_sub(1, Relaxed);
+    }
+
     /// A record lost before any sink saw it (counts for every sink).
     pub(crate) fn dropped(&self, reason: DropReason) {
         self.dropped[reason.pipeline_index()].fetch_add(1, Relaxed);

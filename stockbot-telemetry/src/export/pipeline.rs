@@ -144,6 +144,34 @@ impl<T> Pipeline<T> {
         }
     }
 
+    /// Worker side: takes what is queued, in chunks of at most `chunk`, marks it in flight and
+    /// hands each chunk to `each`. A bounded round takes only what was queued when it began,
+    /// so that under sustained load flushes and housekeeping still happen; the final round
+    /// (intake stopped) takes everything.
+    pub(crate) fn drain_round(
+        &self,
+        bounded: bool,
+        chunk: usize,
+        buf: &mut Vec<T>,
+        mut each: impl FnMut(&mut Vec<T>),
+    ) {
+        let mut budget = if bounded {
+            self.queue.len()
+        } else {
+            usize::MAX
+        };
+        while budget > 0 {
+            buf.clear();
+            let n = self.queue.drain_into(buf, chunk.min(budget));
+            if n == 0 {
+                break;
+            }
+            budget -= n;
+            self.acct.in_flight.fetch_add(n as u64, Ordering::Relaxed);
+            each(buf);
+        }
+    }
+
     /// Worker side: the flush epoch to complete this round and whether to stop.
     pub(crate) fn worker_round(&self) -> (u64, bool) {
         let c = self.control();

@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use stockbot_telemetry_conventions::{self as conventions, Sensitivity};
 
-use super::accounting::DropReason;
 use super::batch::{Batch, BatchLimits};
 use super::pipeline::{Item, Pipeline};
 use super::worker::SinkSlot;
@@ -139,50 +138,12 @@ impl SpanWorker {
         let mut records = Vec::with_capacity(self.batch_max);
         loop {
             let (epoch, shutdown) = self.pipeline.worker_round();
-            let mut budget = if shutdown {
-                usize::MAX
-            } else {
-                self.pipeline.queue.len()
-            };
-            while budget > 0 {
-                records.clear();
-                let n = self
-                    .pipeline
-                    .queue
-                    .drain_into(&mut records, self.batch_max.min(budget));
-                if n == 0 {
-                    break;
+            let pipeline = Arc::clone(&self.pipeline);
+            pipeline.drain_round(!shutdown, self.batch_max, &mut records, |chunk| {
+                for rec in chunk.drain(..) {
+                    self.encode(&rec);
                 }
-                budget -= n;
-                self.pipeline.acct.in_flight.fetch_add(n as u64, Relaxed);
-                for rec in records.drain(..) {
-                    let (clock, service, redactor, out) = (
-                        &self.clock,
-                        &self.service,
-                        &self.redactor,
-                        &mut self.batch.bytes,
-                    );
-                    let encoded = catch_unwind(AssertUnwindSafe(|| {
-                        out.extend_from_slice(
-                            to_json_line(&finish(&rec, clock, service, redactor)).as_bytes(),
-                        );
-                        out.push(b'\n');
-                    }));
-                    if encoded.is_err() {
-                        let acct = &self.pipeline.acct;
-                        acct.worker_panics.fetch_add(1, Relaxed);
-                        for s in &acct.sinks {
-                            s.dropped(DropReason::WorkerPanic, 1);
-                        }
-                        acct.in_flight.fetch_sub(1, Relaxed);
-                        continue;
-                    }
-                    self.batch.record_added(Instant::now());
-                    if self.batch.is_full() {
-                        self.write();
-                    }
-                }
-            }
+            });
             self.write();
             for slot in &mut self.sinks {
                 let _ = catch_unwind(AssertUnwindSafe(|| slot.sink.flush()));
@@ -192,6 +153,30 @@ impl SpanWorker {
                 break;
             }
             seen = self.pipeline.queue.wait(seen, self.pipeline.flush_interval);
+        }
+    }
+
+    /// Appends one span as a JSON line to the batch (a panic loses only this span, counted).
+    fn encode(&mut self, rec: &SpanRecord) {
+        let (clock, service, redactor, out) = (
+            &self.clock,
+            &self.service,
+            &self.redactor,
+            &mut self.batch.bytes,
+        );
+        let start = out.len();
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            out.extend_from_slice(to_json_line(&finish(rec, clock, service, redactor)).as_bytes());
+            out.push(b'\n');
+        }));
+        if encoded.is_err() {
+            self.batch.bytes.truncate(start);
+            self.pipeline.acct.lost_to_panic();
+            return;
+        }
+        self.batch.record_added(Instant::now());
+        if self.batch.is_full() {
+            self.write();
         }
     }
 

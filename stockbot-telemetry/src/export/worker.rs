@@ -140,28 +140,14 @@ impl Worker {
     /// queued when it began, so that under sustained load flushes, drop reports and clock
     /// recalibration still happen; the final round (intake stopped) takes everything.
     fn drain(&mut self, bounded: bool) {
-        let mut budget = if bounded {
-            self.pipeline.queue.len()
-        } else {
-            usize::MAX
-        };
-        while budget > 0 {
-            self.records.clear();
-            let n = self
-                .pipeline
-                .queue
-                .drain_into(&mut self.records, self.batch_max_records.min(budget));
-            if n == 0 {
-                break;
-            }
-            budget -= n;
-            self.pipeline.acct.in_flight.fetch_add(n as u64, Relaxed);
-            let mut records = std::mem::take(&mut self.records);
-            for rec in records.drain(..) {
+        let pipeline = Arc::clone(&self.pipeline);
+        let mut records = std::mem::take(&mut self.records);
+        pipeline.drain_round(bounded, self.batch_max_records, &mut records, |chunk| {
+            for rec in chunk.drain(..) {
                 self.encode(&rec);
             }
-            self.records = records;
-        }
+        });
+        self.records = records;
         self.write_batch();
     }
 
@@ -192,11 +178,7 @@ impl Worker {
         }));
         if result.is_err() {
             self.batch.bytes.truncate(start);
-            acct.worker_panics.fetch_add(1, Relaxed);
-            for counters in &acct.sinks {
-                counters.dropped(DropReason::WorkerPanic, 1);
-            }
-            acct.in_flight.fetch_sub(1, Relaxed);
+            acct.lost_to_panic();
             return;
         }
         self.batch.record_added(Instant::now());
