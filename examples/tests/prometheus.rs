@@ -2,13 +2,13 @@
 //! lints what we expose. These tests fail — never skip — when the binaries are missing
 //! (`scripts/install-test-deps.sh` installs them).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stockbot_telemetry_testing::prometheus::{PrometheusServer, free_port, promtool_check_metrics};
+use stockbot_telemetry_testing::prometheus::{
+    PrometheusServer, free_port, get, promtool_check_metrics,
+};
 
 struct Service(Child);
 
@@ -17,21 +17,6 @@ impl Drop for Service {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn get(addr: &str, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default())
 }
 
 fn start_quickstart(port: u16, dir: &std::path::Path) -> Service {
@@ -63,7 +48,7 @@ fn prometheus_scrapes_the_quickstart_service() {
     let _service = start_quickstart(port, &dir);
     let deadline = Instant::now() + Duration::from_secs(30);
     let exposition = loop {
-        match get(&addr, "/metrics") {
+        match get(port, "/metrics").map(|(_, body)| body) {
             Ok(body) if body.contains("stockbot_orders_submitted_total") => break body,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             other => panic!("quickstart never served metrics: {other:?}"),

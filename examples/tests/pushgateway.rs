@@ -2,17 +2,15 @@
 //! appears while it runs, keyed by job only, and is deleted when the job ends. Fails (never
 //! skips) when the binary is missing (`scripts/install-test-deps.sh` installs it).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stockbot_telemetry::{PushConfig, TelemetryBuilder};
-use stockbot_telemetry_testing::prometheus::free_port;
+use stockbot_telemetry_testing::prometheus::{free_port, get};
 
 const PUSHGATEWAY_BIN: &str = "/usr/bin/prometheus-pushgateway";
 
-struct Gateway(Child, String);
+struct Gateway(Child, String, u16);
 
 impl Drop for Gateway {
     fn drop(&mut self) {
@@ -21,33 +19,22 @@ impl Drop for Gateway {
     }
 }
 
-fn get(addr: &str, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text)
-}
-
 fn start_gateway() -> Gateway {
     assert!(
         std::path::Path::new(PUSHGATEWAY_BIN).exists(),
         "{PUSHGATEWAY_BIN} not found: install the Debian package `prometheus-pushgateway` (scripts/install-test-deps.sh does)"
     );
-    let addr = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
     let child = Command::new(PUSHGATEWAY_BIN)
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start the pushgateway");
-    let gateway = Gateway(child, addr);
+    let gateway = Gateway(child, addr, port);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !get(&gateway.1, "/-/ready").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+    while !get(gateway.2, "/-/ready").is_ok_and(|(status, _)| status == 200) {
         assert!(Instant::now() < deadline, "pushgateway not ready");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -78,7 +65,7 @@ fn a_batch_job_pushes_while_it_runs_and_its_group_is_deleted_at_the_end() {
         metrics::counter!("stockbot_reconciled_trades_total", "venue" => "XNAS").increment(42);
     });
     wait_until("the pushgateway has our group", || {
-        get(&gateway.1, "/metrics").is_ok_and(|b| {
+        get(gateway.2, "/metrics").is_ok_and(|(_, b)| {
             b.lines().any(|l| {
                 l.starts_with("stockbot_reconciled_trades_total{")
                     && l.contains(r#"job="eod_reconciliation""#)
@@ -91,7 +78,7 @@ fn a_batch_job_pushes_while_it_runs_and_its_group_is_deleted_at_the_end() {
     assert!(rendered.contains(r#"stockbot_telemetry_push_total{service="test-service",environment="dev",deployment_mode="live",target="pushgateway",result="ok"}"#), "{rendered}");
     let report = guard.shutdown(Duration::from_secs(10));
     assert!(report.completed);
-    let body = get(&gateway.1, "/metrics").unwrap();
+    let (_, body) = get(gateway.2, "/metrics").unwrap();
     assert!(
         !body.contains("eod_reconciliation"),
         "group deleted at the end of the job:\n{body}"

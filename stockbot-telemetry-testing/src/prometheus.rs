@@ -837,6 +837,15 @@ struct HttpResponse {
     body: String,
 }
 
+/// `GET path` on `127.0.0.1:port` (10 s timeout): the status and the (de-chunked) body. For
+/// tests that read a scrape endpoint, a Pushgateway or any other loopback HTTP service.
+///
+/// # Errors
+/// Connection, timeout or malformed-response errors.
+pub fn get(port: u16, path: &str) -> io::Result<(u16, String)> {
+    http_get(port, path, Duration::from_secs(10)).map(|r| (r.status, r.body))
+}
+
 /// `GET path_and_query` on `127.0.0.1:port` over HTTP/1.1 with `Connection: close`.
 fn http_get(port: u16, path_and_query: &str, timeout: Duration) -> io::Result<HttpResponse> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
