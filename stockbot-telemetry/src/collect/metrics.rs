@@ -640,6 +640,20 @@ impl MetricsRegistry {
         out
     }
 
+    /// Samples sent to each metric's overflow series, by metric name (sorted).
+    pub(crate) fn overflowed(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|f| (f.name.clone(), f.overflowed.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Removes counter and histogram series not written for `idle_timeout` and not held by a
     /// pre-registered handle (gauges hold state and never expire). Returns how many went.
     pub(crate) fn expire_idle(&self, now: Instant) -> usize {

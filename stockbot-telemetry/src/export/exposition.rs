@@ -324,19 +324,11 @@ fn render_self(out: &mut Out, registry: &MetricsRegistry, extra: &Extra) {
         "Metric labels removed because of their cardinality class, by label",
         refused,
     );
-    let mut overflow: Vec<_> = registry
-        .snapshot()
+    let overflow: Vec<_> = registry
+        .overflowed()
         .into_iter()
-        .filter(|s| s.family.overflowed.load(Relaxed) > 0)
-        .map(|s| {
-            (
-                label("metric", &s.family.name),
-                s.family.overflowed.load(Relaxed),
-            )
-        })
+        .map(|(name, n)| (label("metric", &name), n))
         .collect();
-    overflow.sort();
-    overflow.dedup();
     counter_family(
         out,
         global,
