@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use stockbot_telemetry::{OtlpMetricsConfig, Secret, TelemetryBuilder, TelemetryGuard};
+use stockbot_telemetry::{
+    OtlpCompression, OtlpMetricsConfig, OtlpProtocol, Secret, TelemetryBuilder, TelemetryGuard,
+};
 use stockbot_telemetry_testing::otlp::proto::tonic::common::v1::any_value::Value as AnyValue;
 use stockbot_telemetry_testing::otlp::proto::tonic::metrics::v1::{
     metric::Data, number_data_point::Value,
@@ -11,9 +13,22 @@ use stockbot_telemetry_testing::otlp::proto::tonic::metrics::v1::{
 use stockbot_telemetry_testing::otlp::{FakeOtlpReceiver, Reply};
 
 fn service(receiver: &FakeOtlpReceiver, interval: Duration) -> TelemetryGuard {
+    service_over(receiver, interval, OtlpProtocol::HttpProtobuf)
+}
+
+fn service_over(
+    receiver: &FakeOtlpReceiver,
+    interval: Duration,
+    protocol: OtlpProtocol,
+) -> TelemetryGuard {
     let mut config = stockbot_telemetry_testing::test_config();
     config.metrics.otlp = Some(OtlpMetricsConfig {
-        endpoint: format!("{}/v1/metrics", receiver.url()),
+        endpoint: match protocol {
+            OtlpProtocol::HttpProtobuf => format!("{}/v1/metrics", receiver.url()),
+            OtlpProtocol::Grpc => receiver.url(),
+        },
+        protocol,
+        compression: OtlpCompression::Gzip,
         interval,
         timeout: Duration::from_secs(2),
         headers: [("x-api-key".to_owned(), Secret::new("otlp-secret-key-123"))].into(),
@@ -32,6 +47,31 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn metrics_arrive_over_grpc_compressed_with_credentials() {
+    let receiver = FakeOtlpReceiver::start_grpc().unwrap();
+    receiver.script([Reply::status(503)]);
+    let guard = service_over(&receiver, Duration::from_millis(100), OtlpProtocol::Grpc);
+    let recorder = guard.metrics_recorder().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        stockbot_telemetry::trading::order_submitted("XNAS", "mm");
+    });
+    wait_until("an export with our metrics arrived over gRPC", || {
+        receiver.metrics().iter().any(|r| {
+            r.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .any(|m| m.name == "stockbot_orders_submitted_total")
+        })
+    });
+    assert!(guard.shutdown(Duration::from_secs(10)).completed);
+    let got = receiver.received();
+    assert_eq!(got[0].answered, 503, "UNAVAILABLE first, then retried");
+    assert!(got.iter().all(|r| r.gzip
+        && r.path == stockbot_telemetry_testing::otlp::GRPC_METRICS
+        && r.header("x-api-key") == Some("otlp-secret-key-123")));
 }
 
 #[test]

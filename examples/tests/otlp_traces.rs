@@ -1,20 +1,80 @@
-//! OTLP/HTTP span export (feature `otlp`) against the fake receiver, which decodes the real
-//! protobuf: content, retries of retryable statuses without duplicates, refusals counted,
-//! an unreachable endpoint never blocking.
+//! OTLP span export over HTTP/protobuf and gRPC, plain and gzip (features `otlp`,
+//! `otlp-grpc`), against the fake receiver, which decodes the real protobuf: content, retries of
+//! retryable answers without duplicates, refusals counted, an unreachable endpoint never
+//! blocking.
 
 use std::time::{Duration, Instant};
 
-use stockbot_telemetry::{OtlpTracesConfig, Secret, TelemetryBuilder, TelemetryGuard};
+use stockbot_telemetry::{
+    OtlpCompression, OtlpProtocol, OtlpTracesConfig, Secret, TelemetryBuilder, TelemetryGuard,
+};
 use stockbot_telemetry_testing::otlp::proto::tonic::trace::v1::{
     span::SpanKind, status::StatusCode,
 };
 use stockbot_telemetry_testing::otlp::{FakeOtlpReceiver, Reply};
 use tracing::info_span;
 
+/// The transports under test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wire {
+    Http,
+    HttpGzip,
+    Grpc,
+    GrpcGzip,
+}
+
+impl Wire {
+    const ALL: [Wire; 4] = [Wire::Http, Wire::HttpGzip, Wire::Grpc, Wire::GrpcGzip];
+
+    fn grpc(self) -> bool {
+        matches!(self, Wire::Grpc | Wire::GrpcGzip)
+    }
+
+    fn gzip(self) -> bool {
+        matches!(self, Wire::HttpGzip | Wire::GrpcGzip)
+    }
+
+    fn receiver(self) -> FakeOtlpReceiver {
+        if self.grpc() {
+            FakeOtlpReceiver::start_grpc().unwrap()
+        } else {
+            FakeOtlpReceiver::start().unwrap()
+        }
+    }
+
+    /// The endpoint as configured: the traces URL for HTTP, the server's root for gRPC.
+    fn endpoint(self, base: &str) -> String {
+        if self.grpc() {
+            base.to_owned()
+        } else {
+            format!("{base}/v1/traces")
+        }
+    }
+
+    fn service(self, base: &str) -> (tracing::Dispatch, TelemetryGuard) {
+        service_with(self.endpoint(base), |o| {
+            if self.grpc() {
+                o.protocol = OtlpProtocol::Grpc;
+            }
+            if self.gzip() {
+                o.compression = OtlpCompression::Gzip;
+            }
+        })
+    }
+}
+
 fn service(endpoint: String) -> (tracing::Dispatch, TelemetryGuard) {
+    service_with(endpoint, |_| {})
+}
+
+fn service_with(
+    endpoint: String,
+    adjust: impl FnOnce(&mut OtlpTracesConfig),
+) -> (tracing::Dispatch, TelemetryGuard) {
     let mut config = stockbot_telemetry_testing::test_config();
     config.service.name = "order-router".into();
     let mut otlp = OtlpTracesConfig::new(endpoint);
+    adjust(&mut otlp);
     otlp.timeout = Duration::from_secs(2);
     otlp.headers.insert(
         "authorization".into(),
@@ -51,19 +111,28 @@ fn orders(dispatch: &tracing::Dispatch, n: usize) {
 }
 
 #[test]
-fn spans_arrive_as_otlp_protobuf() {
-    let receiver = FakeOtlpReceiver::start().unwrap();
-    let (dispatch, guard) = service(format!("{}/v1/traces", receiver.url()));
+fn spans_arrive_as_otlp_protobuf_over_every_transport() {
+    for wire in Wire::ALL {
+        spans_arrive(wire);
+    }
+}
+
+fn spans_arrive(wire: Wire) {
+    let receiver = wire.receiver();
+    let (dispatch, guard) = wire.service(&receiver.url());
     orders(&dispatch, 3);
     let report = guard.shutdown(Duration::from_secs(10));
-    assert!(report.completed, "{report}");
+    assert!(report.completed, "{wire:?}: {report}");
     let spans = receiver.spans();
-    assert_eq!(spans.len(), 6);
-    let request = receiver
-        .received()
-        .into_iter()
-        .find(|r| r.path == "/v1/traces")
-        .unwrap();
+    assert_eq!(spans.len(), 6, "{wire:?}");
+    let request = receiver.received().into_iter().next().unwrap();
+    let expected_path = if wire.grpc() {
+        stockbot_telemetry_testing::otlp::GRPC_TRACES
+    } else {
+        "/v1/traces"
+    };
+    assert_eq!(request.path, expected_path);
+    assert_eq!(request.gzip, wire.gzip(), "{wire:?}");
     assert_eq!(
         request.header("authorization"),
         Some("Bearer collector-token-123")
@@ -101,15 +170,23 @@ fn spans_arrive_as_otlp_protobuf() {
 }
 
 #[test]
-fn retryable_statuses_are_retried_without_duplicates_and_refusals_are_counted() {
-    let receiver = FakeOtlpReceiver::start().unwrap();
+fn retryable_answers_are_retried_without_duplicates_and_refusals_are_counted() {
+    // Over gRPC the script's statuses become UNAVAILABLE, RESOURCE_EXHAUSTED with a RetryInfo
+    // of 1 s, OK and INVALID_ARGUMENT.
+    for wire in [Wire::Http, Wire::Grpc] {
+        retries(wire);
+    }
+}
+
+fn retries(wire: Wire) {
+    let receiver = wire.receiver();
     receiver.script([
         Reply::status(503),
         Reply::status(429).retry_after(1),
         Reply::ok(),
         Reply::status(400),
     ]);
-    let (dispatch, guard) = service(format!("{}/v1/traces", receiver.url()));
+    let (dispatch, guard) = wire.service(&receiver.url());
     orders(&dispatch, 2);
     assert!(guard.flush(Duration::from_secs(20)));
     orders(&dispatch, 1);
@@ -134,13 +211,32 @@ fn retryable_statuses_are_retried_without_duplicates_and_refusals_are_counted() 
 }
 
 #[test]
+fn grpc_resource_exhausted_without_retry_info_is_not_retried() {
+    let receiver = Wire::Grpc.receiver();
+    receiver.script([Reply::grpc(8)]);
+    let (dispatch, guard) = Wire::Grpc.service(&receiver.url());
+    orders(&dispatch, 1);
+    let report = guard.shutdown(Duration::from_secs(20));
+    assert_eq!(receiver.received().len(), 1, "refused once, never retried");
+    let stats = report.spans.unwrap();
+    assert_eq!(stats.sink("otlp").unwrap().dropped["sink_error"], 2);
+    assert!(stats.accounted_for(), "{stats:?}");
+}
+
+#[test]
 fn an_unreachable_endpoint_never_blocks_and_losses_are_counted() {
+    for wire in [Wire::Http, Wire::Grpc] {
+        unreachable(wire);
+    }
+}
+
+fn unreachable(wire: Wire) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let (dispatch, guard) = service(format!("http://127.0.0.1:{port}/v1/traces"));
+    let (dispatch, guard) = wire.service(&format!("http://127.0.0.1:{port}"));
     let start = Instant::now();
     orders(&dispatch, 50);
     assert!(

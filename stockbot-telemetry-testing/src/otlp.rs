@@ -1,5 +1,8 @@
-//! A fake OpenTelemetry Collector for tests: an OTLP/HTTP receiver on a loopback port that
-//! decodes the real protobuf payloads and answers with scripted faults.
+//! A fake OpenTelemetry Collector for tests: an OTLP receiver on a loopback port — HTTP/protobuf
+//! ([`FakeOtlpReceiver::start`]) or gRPC ([`FakeOtlpReceiver::start_grpc`], a real `tonic`
+//! server) — that decodes the real protobuf payloads (gzip-compressed or not) and answers with
+//! scripted faults: statuses (HTTP, or gRPC codes with `RetryInfo`), delays, dropped
+//! connections, partial successes and garbage bodies.
 //!
 //! ```
 //! use stockbot_telemetry_testing::otlp::{FakeOtlpReceiver, Reply};
@@ -26,13 +29,24 @@ use prost::Message as _;
 /// The OTLP protobuf types (`opentelemetry-proto`), to decode and inspect what arrived.
 pub use opentelemetry_proto as proto;
 
-/// Largest request body accepted (bigger ones get 413).
+/// Largest request body accepted (bigger ones get 413, or `RESOURCE_EXHAUSTED` over gRPC).
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
+/// The gRPC method of trace exports.
+pub const GRPC_TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// The gRPC method of metrics exports.
+pub const GRPC_METRICS: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
 /// One scripted answer.
+///
+/// Over gRPC an HTTP status maps to its gRPC code (200 → `OK`, 429 → `RESOURCE_EXHAUSTED`,
+/// 503 → `UNAVAILABLE`, 504 → `DEADLINE_EXCEEDED`, 400 → `INVALID_ARGUMENT`, other 4xx/5xx →
+/// `INTERNAL`), [`Reply::retry_after`] becomes a `google.rpc.RetryInfo` detail, and
+/// [`Reply::close`] answers `UNAVAILABLE` (tonic cannot drop a connection mid-call).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     status: u16,
+    grpc_code: Option<i32>,
     retry_after: Option<u64>,
     delay: Duration,
     close: bool,
@@ -48,13 +62,22 @@ impl Reply {
     pub fn status(status: u16) -> Self {
         Reply {
             status,
+            grpc_code: None,
             retry_after: None,
             delay: Duration::ZERO,
             close: false,
             body: Vec::new(),
         }
     }
-    /// Adds `Retry-After: <secs>`.
+    /// A gRPC status code (e.g. 14 for `UNAVAILABLE`); over HTTP it answers 500 unless it
+    /// is 0 (`OK`, answered 200).
+    pub fn grpc(code: i32) -> Self {
+        Reply {
+            grpc_code: Some(code),
+            ..Reply::status(if code == 0 { 200 } else { 500 })
+        }
+    }
+    /// Adds `Retry-After: <secs>` (over gRPC: a `RetryInfo` with that delay).
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
@@ -85,8 +108,11 @@ pub struct Received {
     pub path: String,
     /// Headers, names lowercased.
     pub headers: Vec<(String, String)>,
-    /// The body as sent.
+    /// The body (decompressed when it came gzip-compressed; over gRPC, the decoded message
+    /// encoded again).
     pub body: Vec<u8>,
+    /// It came gzip-compressed (`Content-Encoding: gzip`, or gRPC's `grpc-encoding: gzip`).
+    pub gzip: bool,
     /// The status the receiver answered (0 if it dropped the connection).
     pub answered: u16,
     /// When the request arrived.
@@ -159,6 +185,22 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
+        let gzip = headers
+            .iter()
+            .any(|(k, v)| k == "content-encoding" && v.eq_ignore_ascii_case("gzip"));
+        if gzip {
+            let mut plain = Vec::new();
+            let decoded = flate2::read::GzDecoder::new(body.as_slice())
+                .take(MAX_BODY as u64)
+                .read_to_end(&mut plain);
+            if decoded.is_err() {
+                stream.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )?;
+                return Ok(());
+            }
+            body = plain;
+        }
         let reply = state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -175,6 +217,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 path,
                 headers,
                 body,
+                gzip,
                 answered,
                 at: std::time::Instant::now(),
             });
@@ -231,6 +274,34 @@ impl FakeOtlpReceiver {
         })
     }
 
+    /// Starts an OTLP/gRPC receiver (trace and metrics services, gzip accepted) on a free
+    /// loopback port. Requests are recorded with the gRPC method's path, e.g.
+    /// `/opentelemetry.proto.collector.trace.v1.TraceService/Export`; [`Self::traces`] and
+    /// [`Self::metrics`] read both transports.
+    ///
+    /// # Errors
+    /// If no loopback port can be bound or the server's runtime cannot start.
+    pub fn start_grpc() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (st, sp) = (Arc::clone(&state), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("fake-otlp-grpc".into())
+            .spawn(move || runtime.block_on(grpc::serve(listener, st, sp)))?;
+        Ok(FakeOtlpReceiver {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -261,7 +332,10 @@ impl FakeOtlpReceiver {
     pub fn metrics(&self) -> Vec<ExportMetricsServiceRequest> {
         self.received()
             .into_iter()
-            .filter(|r| r.path == "/v1/metrics" && (200..300).contains(&r.answered))
+            .filter(|r| {
+                (r.path == "/v1/metrics" || r.path == GRPC_METRICS)
+                    && (200..300).contains(&r.answered)
+            })
             .map(|r| {
                 ExportMetricsServiceRequest::decode(r.body.as_slice())
                     .expect("valid OTLP metrics protobuf")
@@ -278,7 +352,10 @@ impl FakeOtlpReceiver {
     pub fn traces(&self) -> Vec<ExportTraceServiceRequest> {
         self.received()
             .into_iter()
-            .filter(|r| r.path == "/v1/traces" && (200..300).contains(&r.answered))
+            .filter(|r| {
+                (r.path == "/v1/traces" || r.path == GRPC_TRACES)
+                    && (200..300).contains(&r.answered)
+            })
             .map(|r| {
                 ExportTraceServiceRequest::decode(r.body.as_slice())
                     .expect("valid OTLP trace protobuf")
@@ -303,5 +380,170 @@ impl Drop for FakeOtlpReceiver {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The gRPC side: a tonic server whose two services record and answer from the script.
+mod grpc {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    use tonic::codec::CompressionEncoding;
+    use tonic::{Code, Request, Response, Status};
+    use tonic_types::{ErrorDetails, StatusExt as _};
+
+    use super::{GRPC_METRICS, GRPC_TRACES, MAX_BODY, Received, Reply, State};
+
+    #[derive(Clone)]
+    struct Fake {
+        state: Arc<Mutex<State>>,
+    }
+
+    fn code_of(reply: &Reply) -> Code {
+        if let Some(code) = reply.grpc_code {
+            return Code::from_i32(code);
+        }
+        match reply.status {
+            200..=299 => Code::Ok,
+            429 => Code::ResourceExhausted,
+            502 | 503 => Code::Unavailable,
+            504 => Code::DeadlineExceeded,
+            400 => Code::InvalidArgument,
+            _ => Code::Internal,
+        }
+    }
+
+    impl Fake {
+        async fn answer<Req: Message, Resp: Message + Default>(
+            &self,
+            path: &str,
+            request: Request<Req>,
+        ) -> Result<Response<Resp>, Status> {
+            let headers = request
+                .metadata()
+                .iter()
+                .filter_map(|kv| match kv {
+                    tonic::metadata::KeyAndValueRef::Ascii(k, v) => Some((
+                        k.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )),
+                    tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                })
+                .collect::<Vec<_>>();
+            let gzip = headers
+                .iter()
+                .any(|(k, v)| k == "grpc-encoding" && v == "gzip");
+            let body = request.get_ref().encode_to_vec();
+            let reply = self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .script
+                .pop_front()
+                .unwrap_or_else(Reply::ok);
+            tokio::time::sleep(reply.delay).await;
+            let code = if reply.close {
+                Code::Unavailable
+            } else {
+                code_of(&reply)
+            };
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .received
+                .push(Received {
+                    path: path.to_owned(),
+                    headers,
+                    body,
+                    gzip,
+                    answered: if code == Code::Ok {
+                        200
+                    } else {
+                        reply.status.max(300)
+                    },
+                    at: std::time::Instant::now(),
+                });
+            if code == Code::Ok {
+                return Ok(Response::new(
+                    Resp::decode(reply.body.as_slice()).unwrap_or_default(),
+                ));
+            }
+            let message = format!("scripted {code:?}");
+            Err(match reply.retry_after {
+                Some(secs) => Status::with_error_details(
+                    code,
+                    message,
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(secs))),
+                ),
+                None => Status::new(code, message),
+            })
+        }
+    }
+
+    #[tonic::codegen::async_trait]
+    impl TraceService for Fake {
+        async fn export(
+            &self,
+            request: Request<ExportTraceServiceRequest>,
+        ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+            self.answer(GRPC_TRACES, request).await
+        }
+    }
+
+    #[tonic::codegen::async_trait]
+    impl MetricsService for Fake {
+        async fn export(
+            &self,
+            request: Request<ExportMetricsServiceRequest>,
+        ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+            self.answer(GRPC_METRICS, request).await
+        }
+    }
+
+    pub(super) async fn serve(
+        listener: TcpListener,
+        state: Arc<Mutex<State>>,
+        stop: Arc<AtomicBool>,
+    ) {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        let fake = Fake { state };
+        let stopped = async move {
+            while !stop.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tonic::transport::Server::builder()
+            .add_service(
+                TraceServiceServer::new(fake.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(MAX_BODY),
+            )
+            .add_service(
+                MetricsServiceServer::new(fake)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(MAX_BODY),
+            )
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                stopped,
+            )
+            .await;
     }
 }

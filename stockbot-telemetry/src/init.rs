@@ -435,12 +435,20 @@ fn build_spans(
     }
     #[cfg(feature = "otlp")]
     if let Some(o) = &t.otlp {
-        let sink = crate::export::otlp_traces::OtlpSpanSink::new(
+        use crate::export::otlp_client::{OtlpClient, Signal};
+        let client = OtlpClient::new(
+            Signal::Traces,
             o.endpoint.clone(),
+            o.protocol,
+            o.compression,
             o.headers
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            o.timeout,
+        );
+        let sink = crate::export::otlp_traces::OtlpSpanSink::new(
+            client,
             crate::export::otlp_metrics::resource_attributes(config, host_name),
             o.timeout,
         );
@@ -643,14 +651,20 @@ fn build_metrics(
     let mut pushers: Vec<Pusher> = push.into_iter().collect();
     #[cfg(feature = "otlp")]
     if let (Some(o), Some(stats)) = (&m.otlp, otlp_stats) {
+        use crate::export::otlp_client::{OtlpClient, Signal};
         use crate::export::otlp_metrics::{OtlpMetricsJob, now_unix_nanos, resource_attributes};
         let job = Box::new(OtlpMetricsJob {
-            endpoint: o.endpoint.clone(),
-            headers: o
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            client: OtlpClient::new(
+                Signal::Metrics,
+                o.endpoint.clone(),
+                o.protocol,
+                o.compression,
+                o.headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                o.timeout,
+            ),
             registry: Arc::clone(&recorder.registry),
             resource: resource_attributes(config, host_name),
             start_unix_nanos: now_unix_nanos(),

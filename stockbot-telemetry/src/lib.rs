@@ -151,8 +151,9 @@ pub use collect::metrics::MetricsRecorder;
 pub use collect::propagation;
 pub use config::{
     Config, CustomField, DeploymentMode, FileConfig, KeepConfig, LogConfig, MetricsConfig,
-    OtlpMetricsConfig, OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig, SamplingRule,
-    SchemaMode, Secret, ServiceConfig, SpanFileConfig, SystemMetricsConfig, TracesConfig,
+    OtlpCompression, OtlpMetricsConfig, OtlpProtocol, OtlpTracesConfig, PipelineConfig, PushConfig,
+    RedactionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, SpanFileConfig, SpanLimits,
+    SystemMetricsConfig, TracesConfig,
 };
 pub use context::{
     current_context, extract_into, inject_current, inject_current_with, set_parent, spawn,

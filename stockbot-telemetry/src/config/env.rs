@@ -75,63 +75,113 @@ where
     Ok(())
 }
 
-/// The OTLP span exporter: on when an endpoint variable is set.
+/// The OTLP span exporter (on when an endpoint variable is set, or already configured) and the
+/// batch span processor's `OTEL_BSP_*` and span limits' `OTEL_SPAN_*` variables.
 fn apply_otel_traces(
     config: &mut Config,
     otel: &std::collections::HashMap<String, String>,
 ) -> Result<(), Error> {
-    let Some(endpoint) = otlp_endpoint(otel, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")
-    else {
+    let t = &mut config.traces;
+    if let Some(ms) = otel.get("OTEL_BSP_SCHEDULE_DELAY") {
+        t.flush_interval = Duration::from_millis(parse("OTEL_BSP_SCHEDULE_DELAY", ms)?);
+    }
+    if let Some(n) = otel.get("OTEL_BSP_MAX_QUEUE_SIZE") {
+        t.queue_capacity = parse("OTEL_BSP_MAX_QUEUE_SIZE", n)?;
+    }
+    if let Some(n) = otel.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+        t.batch_max_spans = parse("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", n)?;
+    }
+    for (key, limit) in [
+        (
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            &mut t.limits.max_attributes,
+        ),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", &mut t.limits.max_events),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", &mut t.limits.max_links),
+    ] {
+        if let Some(n) = otel.get(key) {
+            *limit = parse(key, n)?;
+        }
+    }
+    let wanted = otel.contains_key("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        || otel.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if t.otlp.is_none() && wanted {
+        t.otlp = Some(crate::config::OtlpTracesConfig::new(""));
+    }
+    let Some(o) = &mut t.otlp else {
         return Ok(());
     };
-    let o = config
-        .traces
-        .otlp
-        .get_or_insert_with(|| crate::config::OtlpTracesConfig::new(""));
-    o.endpoint = endpoint;
-    if let Some((key, headers)) = first(
+    apply_otlp_exporter(
         otel,
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-    ) {
-        o.headers = parse_headers(key, headers)?;
-    }
-    if let Some((key, ms)) = first(
-        otel,
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-    ) {
-        o.timeout = Duration::from_millis(parse(key, ms)?);
+        "TRACES",
+        "/v1/traces",
+        OtlpTarget {
+            endpoint: &mut o.endpoint,
+            protocol: &mut o.protocol,
+            compression: &mut o.compression,
+            timeout: &mut o.timeout,
+            headers: &mut o.headers,
+        },
+    )?;
+    if let Some(ms) = otel.get("OTEL_BSP_EXPORT_TIMEOUT") {
+        o.timeout = Duration::from_millis(parse("OTEL_BSP_EXPORT_TIMEOUT", ms)?);
     }
     Ok(())
 }
 
-/// The signal's endpoint: its own variable as given, else the generic
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` with the signal's path appended (OTLP/HTTP rules).
-fn otlp_endpoint(
-    otel: &std::collections::HashMap<String, String>,
-    specific: &str,
-    path: &str,
-) -> Option<String> {
-    if let Some(e) = otel.get(specific).filter(|v| !v.trim().is_empty()) {
-        return Some(e.trim().to_owned());
-    }
-    let base = otel
-        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .filter(|v| !v.trim().is_empty())?;
-    Some(format!("{}{path}", base.trim().trim_end_matches('/')))
+/// The settings of one signal's OTLP exporter that the `OTEL_EXPORTER_OTLP_*` variables set.
+struct OtlpTarget<'a> {
+    endpoint: &'a mut String,
+    protocol: &'a mut crate::config::OtlpProtocol,
+    compression: &'a mut crate::config::OtlpCompression,
+    timeout: &'a mut Duration,
+    headers: &'a mut std::collections::BTreeMap<String, Secret>,
 }
 
-/// The signal-specific variable if set, else the generic one.
-fn first<'a>(
-    otel: &'a std::collections::HashMap<String, String>,
-    specific: &'static str,
-    generic: &'static str,
-) -> Option<(&'static str, &'a str)> {
-    otel.get(specific)
-        .map(|v| (specific, v.as_str()))
-        .or_else(|| otel.get(generic).map(|v| (generic, v.as_str())))
-        .filter(|(_, v)| !v.trim().is_empty())
+/// `OTEL_EXPORTER_OTLP_{SIGNAL_}{PROTOCOL,ENDPOINT,HEADERS,TIMEOUT,COMPRESSION}`, the
+/// signal-specific variable first. The generic endpoint gets the signal's path appended for
+/// `http/protobuf` and is used as is for `grpc`.
+fn apply_otlp_exporter(
+    otel: &std::collections::HashMap<String, String>,
+    signal: &str,
+    path: &str,
+    target: OtlpTarget<'_>,
+) -> Result<(), Error> {
+    let var = |what: &str| format!("OTEL_EXPORTER_OTLP_{signal}_{what}");
+    let get = |what: &str| -> Option<(String, String)> {
+        let specific = var(what);
+        let generic = format!("OTEL_EXPORTER_OTLP_{what}");
+        [specific, generic].into_iter().find_map(|k| {
+            otel.get(&k)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (k, v.trim().to_owned()))
+        })
+    };
+    if let Some((key, value)) = get("PROTOCOL") {
+        *target.protocol = parse(&key, &value)?;
+    }
+    if let Some(e) = otel.get(&var("ENDPOINT")).filter(|v| !v.trim().is_empty()) {
+        *target.endpoint = e.trim().to_owned();
+    } else if let Some(base) = otel
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|v| !v.trim().is_empty())
+    {
+        let base = base.trim().trim_end_matches('/');
+        *target.endpoint = match target.protocol {
+            crate::config::OtlpProtocol::HttpProtobuf => format!("{base}{path}"),
+            crate::config::OtlpProtocol::Grpc => base.to_owned(),
+        };
+    }
+    if let Some((key, headers)) = get("HEADERS") {
+        target.headers.extend(parse_headers(&key, &headers)?);
+    }
+    if let Some((key, ms)) = get("TIMEOUT") {
+        *target.timeout = Duration::from_millis(parse(&key, &ms)?);
+    }
+    if let Some((key, value)) = get("COMPRESSION") {
+        *target.compression = parse(&key, &value)?;
+    }
+    Ok(())
 }
 
 /// `k1=v1,k2=v2`, values percent-decoded, kept as secrets (never echoed in errors).
@@ -168,25 +218,18 @@ fn apply_otel_metrics(
         }
         Some("otlp") => {
             let o = config.metrics.otlp.get_or_insert_with(Default::default);
-            if let Some(endpoint) =
-                otlp_endpoint(otel, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")
-            {
-                o.endpoint = endpoint;
-            }
-            if let Some((key, headers)) = first(
+            apply_otlp_exporter(
                 otel,
-                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-                "OTEL_EXPORTER_OTLP_HEADERS",
-            ) {
-                o.headers.extend(parse_headers(key, headers)?);
-            }
-            if let Some((key, ms)) = first(
-                otel,
-                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-            ) {
-                o.timeout = Duration::from_millis(parse(key, ms)?);
-            }
+                "METRICS",
+                "/v1/metrics",
+                OtlpTarget {
+                    endpoint: &mut o.endpoint,
+                    protocol: &mut o.protocol,
+                    compression: &mut o.compression,
+                    timeout: &mut o.timeout,
+                    headers: &mut o.headers,
+                },
+            )?;
             if let Some(ms) = otel.get("OTEL_METRIC_EXPORT_INTERVAL") {
                 o.interval = Duration::from_millis(parse("OTEL_METRIC_EXPORT_INTERVAL", ms)?);
             }
@@ -393,6 +436,89 @@ mod tests {
     }
 
     #[test]
+    fn otlp_exporter_variables_are_honoured_signal_specific_first() {
+        use crate::config::{OtlpCompression, OtlpProtocol};
+        let mut c = Config::default();
+        c.apply_env([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k%20ey,tenant=desk"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=traces-key"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://collector:4317",
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "256"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "64"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "16"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "8"),
+        ])
+        .unwrap();
+        let t = c.traces.otlp.as_ref().unwrap();
+        assert_eq!(t.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(t.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(t.compression, OtlpCompression::Gzip);
+        assert_eq!(t.timeout, Duration::from_millis(2500));
+        assert_eq!(t.headers["x-api-key"].expose(), "traces-key");
+        let m = c.metrics.otlp.as_ref().unwrap();
+        assert_eq!(m.protocol, OtlpProtocol::Grpc);
+        assert_eq!(m.endpoint, "http://collector:4317");
+        assert_eq!(m.headers["x-api-key"].expose(), "k ey");
+        assert_eq!(m.headers["tenant"].expose(), "desk");
+        assert_eq!(c.traces.flush_interval, Duration::from_millis(250));
+        assert_eq!(c.traces.queue_capacity, 4096);
+        assert_eq!(c.traces.batch_max_spans, 256);
+        assert_eq!(
+            (
+                c.traces.limits.max_attributes,
+                c.traces.limits.max_events,
+                c.traces.limits.max_links
+            ),
+            (64, 16, 8)
+        );
+
+        // gRPC: the generic endpoint is the server's root, no signal path.
+        let mut c = Config::default();
+        c.apply_env([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.traces.otlp.as_ref().unwrap().endpoint,
+            "http://collector:4317"
+        );
+    }
+
+    #[test]
+    fn unsupported_otlp_protocols_and_compressions_are_named() {
+        for (key, value, says) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "carrier-pigeon",
+                "http/protobuf or grpc",
+            ),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "gzip or none"),
+        ] {
+            let err = Config::default()
+                .apply_env([
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    (key, value),
+                ])
+                .unwrap_err();
+            assert_eq!(field_of(&err), key);
+            let text = err.to_string();
+            assert!(text.contains(value) && text.contains(says), "{text}");
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_variable_and_value() {
         for (key, value) in [
             ("STOCKBOT_DEPLOYMENT_MODE", "prod"),
@@ -403,6 +529,9 @@ mod tests {
             ("STOCKBOT_WORKER_CPUS", "0,x"),
             ("OTEL_RESOURCE_ATTRIBUTES", "service.name"),
             ("OTEL_RESOURCE_ATTRIBUTES", "a=%zz"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "lots"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "-1"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
         ] {
             let err = Config::default().apply_env([(key, value)]).unwrap_err();
             assert_eq!(field_of(&err), key);

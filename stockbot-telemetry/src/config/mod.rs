@@ -76,11 +76,37 @@ pub struct TracesConfig {
     /// Longest a finished span waits before it is written. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// Export spans over OTLP/HTTP to a Collector or Jaeger (feature `otlp`). Off by default:
-    /// with no endpoint configured no network call is made.
+    /// Export spans over OTLP (HTTP with feature `otlp`, gRPC with `otlp-grpc`) to a Collector
+    /// or Jaeger. Off by default: with no endpoint configured no network call is made.
     pub otlp: Option<OtlpTracesConfig>,
     /// Local keep rules for traces the head sampler did not keep.
     pub keep: KeepConfig,
+    /// Most attributes, events and links one span keeps.
+    pub limits: SpanLimits,
+}
+
+/// Per-span bounds (OpenTelemetry's span limits, `OTEL_SPAN_*_COUNT_LIMIT`). What goes over is
+/// dropped, counted on the span (`dropped_*_count` in OTLP and the JSON lines) and in the
+/// span pipeline's `truncated` counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpanLimits {
+    /// Fields kept as attributes per span. Default 128.
+    pub max_attributes: usize,
+    /// Log events inside a recorded span kept as span events. Default 128.
+    pub max_events: usize,
+    /// Links (`follows_from`, [`add_link`](crate::add_link)) per span. Default 128.
+    pub max_links: usize,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        SpanLimits {
+            max_attributes: 128,
+            max_events: 128,
+            max_links: 128,
+        }
+    }
 }
 
 /// Local keep rules: this process's spans of an unsampled trace are held until its local root
@@ -118,13 +144,66 @@ impl Default for KeepConfig {
     }
 }
 
-/// OTLP/HTTP span export (protobuf).
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP/1.1 POST (`http/protobuf`, port 4318): the default.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// gRPC (`grpc`, port 4317). Needs the `otlp-grpc` feature.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+impl FromStr for OtlpProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http/json" => Err("http/json is not supported: use http/protobuf or grpc".into()),
+            _ => Err("expected http/protobuf or grpc".into()),
+        }
+    }
+}
+
+/// Compression of OTLP request bodies (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    /// Uncompressed (the default).
+    #[default]
+    None,
+    /// gzip (`Content-Encoding: gzip`, or gRPC's `grpc-encoding: gzip`).
+    Gzip,
+}
+
+impl FromStr for OtlpCompression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "none" | "" => Ok(OtlpCompression::None),
+            "gzip" => Ok(OtlpCompression::Gzip),
+            _ => Err("expected gzip or none".into()),
+        }
+    }
+}
+
+/// OTLP span export (protobuf over HTTP, or gRPC).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpTracesConfig {
-    /// Full URL of the traces endpoint, e.g. `http://otel-collector:4318/v1/traces` or Jaeger's
-    /// `http://jaeger:4318/v1/traces`.
+    /// URL of the receiver. With `http/protobuf`, the full URL of the traces endpoint, e.g.
+    /// `http://otel-collector:4318/v1/traces` or Jaeger's `http://jaeger:4318/v1/traces`; with
+    /// `grpc`, the server's root, e.g. `http://otel-collector:4317`.
     pub endpoint: String,
+    /// Transport. Default `http/protobuf`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Body compression. Default none.
+    #[serde(default)]
+    pub compression: OtlpCompression,
     /// Timeout of one export request. Default 10 s.
     #[serde(
         default = "OtlpTracesConfig::default_timeout",
@@ -145,6 +224,8 @@ impl OtlpTracesConfig {
     pub fn new(endpoint: impl Into<String>) -> Self {
         OtlpTracesConfig {
             endpoint: endpoint.into(),
+            protocol: OtlpProtocol::default(),
+            compression: OtlpCompression::default(),
             timeout: Self::default_timeout(),
             headers: BTreeMap::new(),
         }
@@ -164,6 +245,7 @@ impl Default for TracesConfig {
             flush_interval: Duration::from_secs(1),
             otlp: None,
             keep: KeepConfig::default(),
+            limits: SpanLimits::default(),
         }
     }
 }
@@ -592,14 +674,21 @@ pub struct MetricsConfig {
     pub otlp: Option<OtlpMetricsConfig>,
 }
 
-/// OTLP/HTTP metrics push (protobuf, cumulative temporality).
+/// OTLP metrics push (protobuf over HTTP or gRPC, cumulative temporality).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpMetricsConfig {
-    /// Full URL of the Collector's metrics endpoint. Default
-    /// `http://localhost:4318/v1/metrics`.
+    /// URL of the receiver: with `http/protobuf` the full URL of the metrics endpoint (default
+    /// `http://localhost:4318/v1/metrics`); with `grpc` the server's root, e.g.
+    /// `http://localhost:4317`.
     #[serde(default = "OtlpMetricsConfig::default_endpoint")]
     pub endpoint: String,
+    /// Transport. Default `http/protobuf`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Body compression. Default none.
+    #[serde(default)]
+    pub compression: OtlpCompression,
     /// Export interval. Default 60 s (`OTEL_METRIC_EXPORT_INTERVAL`).
     #[serde(
         default = "OtlpMetricsConfig::default_interval",
@@ -633,6 +722,8 @@ impl Default for OtlpMetricsConfig {
     fn default() -> Self {
         OtlpMetricsConfig {
             endpoint: Self::default_endpoint(),
+            protocol: OtlpProtocol::default(),
+            compression: OtlpCompression::default(),
             interval: Self::default_interval(),
             timeout: Self::default_timeout(),
             headers: BTreeMap::new(),
@@ -822,15 +913,21 @@ impl Config {
     /// | `STOCKBOT_SYSTEM_METRICS` | `metrics.system.enabled` |
     /// | `STOCKBOT_PUSHGATEWAY_URL`, `STOCKBOT_PUSH_JOB`, `STOCKBOT_PUSH_INSTANCE` | `metrics.push` (URL and job required together) |
     /// | `OTEL_METRICS_EXPORTER` | `otlp` turns on `metrics.otlp`; `none` turns off the scrape endpoint; `prometheus` (default) keeps it |
-    /// | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/metrics`) | `metrics.otlp.endpoint` |
+    /// | `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `grpc`) | `metrics.otlp.protocol` |
+    /// | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/metrics` for `http/protobuf`) | `metrics.otlp.endpoint` |
     /// | `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS` | `metrics.otlp.headers` |
     /// | `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | `metrics.otlp.timeout` |
+    /// | `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`) | `metrics.otlp.compression` |
     /// | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | `metrics.otlp.interval` |
     /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `traces.sampler`, `traces.sampler_arg` |
     /// | `OTEL_TRACES_EXPORTER` | `none` turns traces off |
-    /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces`) | `traces.otlp.endpoint` (setting one turns OTLP span export on) |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `grpc`) | `traces.otlp.protocol` |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/traces` for `http/protobuf`) | `traces.otlp.endpoint` (setting one turns OTLP span export on) |
     /// | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS` | `traces.otlp.headers` |
-    /// | `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | `traces.otlp.timeout` |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_EXPORT_TIMEOUT` (ms) | `traces.otlp.timeout` |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`) | `traces.otlp.compression` |
+    /// | `OTEL_BSP_SCHEDULE_DELAY` (ms), `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | `traces.flush_interval`, `traces.queue_capacity`, `traces.batch_max_spans` |
+    /// | `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT` | `traces.limits` |
     /// | `STOCKBOT_TRACES_MAX_PER_SECOND` | `traces.max_traces_per_second` |
     ///
     /// # Errors

@@ -157,7 +157,13 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             }
         }
         if let Some(o) = &t.otlp {
-            check_otlp("traces.otlp", &o.endpoint, o.timeout, &o.headers)?;
+            check_otlp(
+                "traces.otlp",
+                &o.endpoint,
+                o.protocol,
+                o.timeout,
+                &o.headers,
+            )?;
         }
         if t.file.enabled {
             positive_u64("traces.file.max_file_bytes", t.file.max_file_bytes)?;
@@ -275,7 +281,13 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         positive_duration("metrics.system.interval", m.system.interval)?;
     }
     if let Some(o) = &m.otlp {
-        check_otlp("metrics.otlp", &o.endpoint, o.timeout, &o.headers)?;
+        check_otlp(
+            "metrics.otlp",
+            &o.endpoint,
+            o.protocol,
+            o.timeout,
+            &o.headers,
+        )?;
         positive_duration("metrics.otlp.interval", o.interval)?;
     }
     if let Some(p) = &m.push {
@@ -301,10 +313,11 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
     Ok(())
 }
 
-/// One OTLP/HTTP exporter's settings (metrics and traces share the rules).
+/// One OTLP exporter's settings (metrics and traces share the rules).
 fn check_otlp(
     field: &str,
     endpoint: &str,
+    protocol: crate::config::OtlpProtocol,
     timeout: Duration,
     headers: &std::collections::BTreeMap<String, crate::config::Secret>,
 ) -> Result<(), Error> {
@@ -319,7 +332,14 @@ fn check_otlp(
         return Err(Error::invalid(
             format!("{field}.endpoint"),
             endpoint,
-            "must be an http:// URL of the receiver (https and gRPC are not supported yet)",
+            "must be an http:// URL of the receiver (https is not supported yet)",
+        ));
+    }
+    if protocol == crate::config::OtlpProtocol::Grpc && cfg!(not(feature = "otlp-grpc")) {
+        return Err(Error::invalid(
+            format!("{field}.protocol"),
+            "grpc",
+            "this build has no OTLP/gRPC export: enable the `otlp-grpc` feature of stockbot-telemetry",
         ));
     }
     positive_duration(&format!("{field}.timeout"), timeout)?;

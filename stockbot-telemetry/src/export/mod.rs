@@ -6,6 +6,8 @@ pub(crate) mod batch;
 pub(crate) mod encode;
 pub(crate) mod exposition;
 #[cfg(feature = "otlp")]
+pub(crate) mod otlp_client;
+#[cfg(feature = "otlp")]
 pub(crate) mod otlp_metrics;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp_traces;

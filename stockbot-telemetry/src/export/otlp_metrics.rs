@@ -1,9 +1,8 @@
 //! OTLP metrics push (feature `otlp`): the registry's series as an
-//! `ExportMetricsServiceRequest` (cumulative temporality), POSTed as protobuf to a Collector's
-//! `/v1/metrics` on the shared pusher thread. Only 429/502/503/504 and connection errors are
-//! retried (OTLP spec); a partial success is counted, not retried.
+//! `ExportMetricsServiceRequest` (cumulative temporality), sent by the shared OTLP client
+//! (HTTP/protobuf to `/v1/metrics`, or gRPC) on the shared pusher thread. Only the retryable
+//! answers are retried (OTLP spec); a partial success is counted, not retried.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,14 +16,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message as _;
 
-use super::push::{Outcome, PushJob, classify};
+use super::otlp_client::OtlpClient;
+use super::push::{Outcome, PushJob};
 use crate::collect::metrics::{Cell, MetricsRegistry};
-use crate::config::Secret;
-
-/// Largest response body read (OTLP: cap what a receiver can make us buffer).
-const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A string attribute (shared by the OTLP encoders).
 pub(crate) fn kv(key: &str, value: &str) -> KeyValue {
@@ -141,48 +136,35 @@ pub(crate) fn build_request(
 
 /// Pushes the registry to a Collector.
 pub(crate) struct OtlpMetricsJob {
-    pub(crate) endpoint: String,
-    pub(crate) headers: Vec<(String, Secret)>,
+    pub(crate) client: OtlpClient,
     pub(crate) registry: Arc<MetricsRegistry>,
     pub(crate) resource: Vec<(String, String)>,
     pub(crate) start_unix_nanos: u64,
 }
 
 impl PushJob for OtlpMetricsJob {
-    fn push(&mut self, agent: &ureq::Agent) -> Outcome {
+    fn push(&mut self, _agent: &ureq::Agent) -> Outcome {
         let request = build_request(
             &self.registry,
             &self.resource,
             self.start_unix_nanos,
             unix_nanos(SystemTime::now()),
         );
-        let mut builder = agent
-            .post(&self.endpoint)
-            .header("Content-Type", "application/x-protobuf");
-        for (k, v) in &self.headers {
-            builder = builder.header(k.as_str(), v.expose());
-        }
-        let mut response = builder.send(request.encode_to_vec());
-        if let Ok(r) = response.as_mut()
-            && r.status().is_success()
+        match self
+            .client
+            .export::<_, ExportMetricsServiceResponse>(request)
         {
-            // Partial success: counted, never retried.
-            let mut body = Vec::new();
-            let _ = r
-                .body_mut()
-                .as_reader()
-                .take(MAX_RESPONSE_BYTES)
-                .read_to_end(&mut body);
-            if let Ok(answer) = ExportMetricsServiceResponse::decode(body.as_slice())
-                && answer
+            // Partial success: counted once, as `rejected` (not also as `ok`), never retried.
+            (Outcome::Ok, Some(answer))
+                if answer
                     .partial_success
-                    .is_some_and(|p| p.rejected_data_points > 0)
+                    .as_ref()
+                    .is_some_and(|p| p.rejected_data_points > 0) =>
             {
-                // Counted once, as `rejected` (not also as `ok`), and never retried.
-                return Outcome::Rejected;
+                Outcome::Rejected
             }
+            (outcome, _) => outcome,
         }
-        classify(response)
     }
 }
 

@@ -1,10 +1,11 @@
-//! OTLP/HTTP span export (feature `otlp`): a span sink on the span worker. Each batch becomes
-//! one `ExportTraceServiceRequest` POSTed as protobuf to `/v1/traces` of a Collector or Jaeger.
-//! Only 429/502/503/504 and connection errors are retried, with the shared backoff policy and
-//! `Retry-After` honoured (capped), a bounded number of times; the response body read is
-//! capped; a partial success is counted as rejected spans, never retried.
+//! OTLP span export (feature `otlp`): a span sink on the span worker. Each batch becomes one
+//! `ExportTraceServiceRequest`, sent by the shared [`OtlpClient`] (HTTP/protobuf to
+//! `/v1/traces`, or gRPC) to a Collector or Jaeger. Only the retryable answers are retried, with
+//! the shared backoff policy and `Retry-After`/`RetryInfo` honoured (capped), a bounded number
+//! of times within twice the timeout; a partial success is counted as rejected spans, never
+//! retried.
 
-use std::io::{self, Read};
+use std::io;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -15,16 +16,14 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
-use prost::Message as _;
 
+use super::otlp_client::OtlpClient;
 use super::otlp_metrics::kv;
-use super::push::{Outcome, classify};
+use super::push::Outcome;
 use super::retry::{Backoff, RetryPolicy};
 use super::sink::{Sink, Written};
 use crate::analysis::{FinishedSpan, SpanKind, read_json_lines};
-use crate::config::Secret;
 
-const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 /// Attempts per batch (the first one and retries).
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -96,33 +95,24 @@ pub(crate) fn build_request(
     }
 }
 
-/// Spans to a Collector over OTLP/HTTP.
+/// Spans to a Collector or Jaeger over OTLP.
 pub(crate) struct OtlpSpanSink {
-    agent: ureq::Agent,
+    client: OtlpClient,
     /// Longest one batch may take, retries included (the worker's other sinks wait meanwhile).
     budget: Duration,
-    endpoint: String,
-    headers: Vec<(String, Secret)>,
     resource: Vec<(String, String)>,
     backoff: Backoff,
 }
 
 impl OtlpSpanSink {
     pub(crate) fn new(
-        endpoint: String,
-        headers: Vec<(String, Secret)>,
+        client: OtlpClient,
         resource: Vec<(String, String)>,
         timeout: Duration,
     ) -> Self {
         OtlpSpanSink {
             budget: timeout * 2,
-            agent: ureq::Agent::config_builder()
-                .timeout_global(Some(timeout))
-                .http_status_as_error(false)
-                .build()
-                .into(),
-            endpoint,
-            headers,
+            client,
             resource,
             backoff: Backoff::new(RetryPolicy {
                 initial: Duration::from_millis(100),
@@ -133,32 +123,14 @@ impl OtlpSpanSink {
         }
     }
 
-    fn send(&self, body: &[u8]) -> (Outcome, u64) {
-        let mut request = self
-            .agent
-            .post(&self.endpoint)
-            .header("Content-Type", "application/x-protobuf");
-        for (k, v) in &self.headers {
-            request = request.header(k.as_str(), v.expose());
-        }
-        let mut response = request.send(body);
-        let mut rejected = 0;
-        if let Ok(r) = response.as_mut()
-            && r.status().is_success()
-        {
-            let mut answer = Vec::new();
-            let _ = r
-                .body_mut()
-                .as_reader()
-                .take(MAX_RESPONSE_BYTES)
-                .read_to_end(&mut answer);
-            if let Ok(decoded) = ExportTraceServiceResponse::decode(answer.as_slice())
-                && let Some(partial) = decoded.partial_success
-            {
-                rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
-            }
-        }
-        (classify(response), rejected)
+    fn send(&mut self, request: &ExportTraceServiceRequest) -> (Outcome, u64) {
+        let (outcome, response) = self
+            .client
+            .export::<_, ExportTraceServiceResponse>(request.clone());
+        let rejected = response
+            .and_then(|r| r.partial_success)
+            .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
+        (outcome, rejected)
     }
 }
 
@@ -166,10 +138,10 @@ impl Sink for OtlpSpanSink {
     fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
         let text = std::str::from_utf8(bytes).map_err(io::Error::other)?;
         let (spans, malformed) = read_json_lines(text);
-        let body = build_request(&spans, &self.resource).encode_to_vec();
+        let request = build_request(&spans, &self.resource);
         let deadline = Instant::now() + self.budget;
         for attempt in 1..=MAX_ATTEMPTS {
-            let (outcome, rejected) = self.send(&body);
+            let (outcome, rejected) = self.send(&request);
             match outcome {
                 Outcome::Ok => {
                     self.backoff.succeeded();
