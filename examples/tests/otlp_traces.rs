@@ -158,11 +158,18 @@ fn spans_arrive(wire: Wire) {
     assert_eq!(child.parent_span_id, root.span_id);
     assert_eq!(root.kind, SpanKind::Server as i32);
     assert_eq!(child.kind, SpanKind::Client as i32);
-    assert!(spans.iter().any(|s| {
-        s.status
-            .as_ref()
-            .is_some_and(|st| st.code == StatusCode::Error as i32)
-    }));
+    let failed = spans
+        .iter()
+        .find(|s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.code == StatusCode::Error as i32)
+        })
+        .unwrap();
+    assert_eq!(failed.status.as_ref().unwrap().message, "venue timeout");
+    assert_eq!(failed.events.len(), 1, "the error log became a span event");
+    assert_eq!(failed.events[0].name, "venue timeout");
+    assert!(failed.events[0].time_unix_nano >= failed.start_time_unix_nano);
     assert!(root.attributes.iter().any(|kv| kv.key == "order.cl_ord_id"));
     let stats = report.spans.unwrap();
     assert_eq!(stats.sink("otlp").unwrap().written, 6);

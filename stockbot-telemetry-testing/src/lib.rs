@@ -42,7 +42,7 @@ pub mod prometheus;
 mod span_capture;
 
 pub use metric_capture::{Metrics, Sample};
-pub use span_capture::{FinishedSpan, SpanKind, Spans};
+pub use span_capture::{FinishedSpan, SpanEvent, SpanKind, SpanLink, Spans};
 
 use std::fmt::Write as _;
 use std::io::{self, Write};

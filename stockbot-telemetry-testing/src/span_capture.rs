@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-pub use stockbot_telemetry::analysis::{FinishedSpan, SpanKind};
+pub use stockbot_telemetry::analysis::{FinishedSpan, SpanEvent, SpanKind, SpanLink};
 
 type Filter = (String, Arc<dyn Fn(&FinishedSpan) -> bool + Send + Sync>);
 
@@ -76,6 +76,53 @@ impl Spans {
         })
     }
 
+    /// Spans whose status description (the first error event's message) is `message`.
+    pub fn status_message(&self, message: &str) -> Self {
+        let m = message.to_owned();
+        self.with(format!("status message = {message:?}"), move |s| {
+            s.status_message == m
+        })
+    }
+
+    /// Spans with an event whose message is `name`.
+    pub fn with_event(&self, name: &str) -> Self {
+        let n = name.to_owned();
+        self.with(format!("has event {name:?}"), move |s| {
+            s.event(&n).is_some()
+        })
+    }
+
+    /// Spans with an event `name` whose attribute `key` is `value` (e.g. `level` = `ERROR`).
+    pub fn with_event_attribute(&self, name: &str, key: &str, value: &str) -> Self {
+        let (n, k, v) = (name.to_owned(), key.to_owned(), value.to_owned());
+        self.with(
+            format!("has event {name:?} with {key} = {value:?}"),
+            move |s| {
+                s.events
+                    .iter()
+                    .any(|e| e.name == n && e.attribute(&k) == Some(v.as_str()))
+            },
+        )
+    }
+
+    /// Spans linked to `target` (by `follows_from` or `stockbot_telemetry::add_link`).
+    pub fn linked_to(&self, target: &FinishedSpan) -> Self {
+        let link = SpanLink {
+            trace_id: target.trace_id,
+            span_id: target.span_id,
+        };
+        self.with(format!("linked to {:016x}", link.span_id), move |s| {
+            s.links.contains(&link)
+        })
+    }
+
+    /// Spans of the trace `trace_id`.
+    pub fn in_trace(&self, trace_id: u128) -> Self {
+        self.with(format!("trace = {trace_id:032x}"), move |s| {
+            s.trace_id == trace_id
+        })
+    }
+
     /// Root spans of this process (no parent, or a remote parent not captured here).
     pub fn roots(&self) -> Self {
         let all = Arc::clone(&self.all);
@@ -115,7 +162,20 @@ impl Spans {
             for (k, v) in &s.attributes {
                 let _ = write!(dump, " {k}={v:?}");
             }
+            if !s.status_message.is_empty() {
+                let _ = write!(dump, " status={:?}", s.status_message);
+            }
+            for l in &s.links {
+                let _ = write!(dump, " link={:016x}", l.span_id);
+            }
             dump.push('\n');
+            for e in &s.events {
+                let _ = write!(dump, "    event {:?}", e.name);
+                for (k, v) in &e.attributes {
+                    let _ = write!(dump, " {k}={v:?}");
+                }
+                dump.push('\n');
+            }
         }
         panic!(
             "{what}\n  query: {}\n{dump}",

@@ -235,6 +235,20 @@ fn spans_are_captured_with_fluent_assertions() {
         .assert_one();
     spans.roots().assert_count(1);
     spans.assert_every_has("order.cl_ord_id");
+    spans
+        .with_event_attribute("limit breached", "level", "ERROR")
+        .status_message("limit breached")
+        .in_trace(root.trace_id)
+        .assert_one();
+    let followed = {
+        let cause = info_span!("market_data_tick");
+        let effect = info_span!("requote");
+        effect.follows_from(&cause);
+        drop((cause, effect));
+        capture.spans()
+    };
+    let tick = followed.named("market_data_tick").assert_one();
+    followed.named("requote").linked_to(&tick).assert_one();
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         spans.named("missing").assert_one()
     }))

@@ -30,6 +30,7 @@
 //!     end_unix_nanos: 5_000,
 //!     error: false,
 //!     attributes: vec![("order.cl_ord_id".to_owned(), "C-1".to_owned())],
+//!     ..Default::default()
 //! };
 //! let venue = FinishedSpan {
 //!     span_id: 2,
@@ -124,8 +125,39 @@ impl SpanKind {
     }
 }
 
+/// An event recorded inside a span: a log event of a recorded span, with its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpanEvent {
+    /// The event's message.
+    pub name: String,
+    /// When it happened, nanoseconds since the Unix epoch.
+    pub unix_nanos: u64,
+    /// Its fields (string form, schema names, redacted), and `level`.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl SpanEvent {
+    /// The value of the first attribute named `key`, if any.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A link from a span to another span (of the same trace or another one): `follows_from`, or
+/// [`add_link`](crate::add_link) for an order's cancel/replace chain across traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SpanLink {
+    /// The linked span's trace.
+    pub trace_id: u128,
+    /// The linked span.
+    pub span_id: u64,
+}
+
 /// A finished span, as analysed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FinishedSpan {
     /// The trace the span belongs to (W3C trace id).
     pub trace_id: u128,
@@ -147,9 +179,35 @@ pub struct FinishedSpan {
     pub error: bool,
     /// A few attributes (string form), e.g. ("order.cl_ord_id", "C-1"), ("peer.service", "exchange").
     pub attributes: Vec<(String, String)>,
+    /// The status description: the first error event's message; empty when none.
+    pub status_message: String,
+    /// The W3C `tracestate` the trace arrived with; empty when none.
+    pub trace_state: String,
+    /// Events recorded inside the span, in order.
+    pub events: Vec<SpanEvent>,
+    /// Links to other spans.
+    pub links: Vec<SpanLink>,
+    /// Attributes, events and links not kept because of `traces.limits`.
+    pub dropped: DroppedCounts,
+}
+
+/// How much of a span its limits cut off (OTLP's `dropped_*_count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DroppedCounts {
+    /// Attributes over `max_attributes`.
+    pub attributes: u32,
+    /// Events over `max_events`.
+    pub events: u32,
+    /// Links over `max_links`.
+    pub links: u32,
 }
 
 impl FinishedSpan {
+    /// The first event named `name`, if any.
+    pub fn event(&self, name: &str) -> Option<&SpanEvent> {
+        self.events.iter().find(|e| e.name == name)
+    }
+
     /// The span's duration in nanoseconds; zero when it ends before it starts.
     pub fn duration_nanos(&self) -> u64 {
         self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
@@ -215,7 +273,59 @@ pub fn to_json_line(span: &FinishedSpan) -> String {
         out.push(':');
         push_json_string(&mut out, value);
     }
-    out.push_str("}}");
+    out.push('}');
+    if !span.status_message.is_empty() {
+        out.push_str(",\"status_message\":");
+        push_json_string(&mut out, &span.status_message);
+    }
+    if !span.trace_state.is_empty() {
+        out.push_str(",\"trace_state\":");
+        push_json_string(&mut out, &span.trace_state);
+    }
+    if !span.events.is_empty() {
+        out.push_str(",\"events\":[");
+        for (i, e) in span.events.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"name\":");
+            push_json_string(&mut out, &e.name);
+            let _ = write!(out, ",\"unix_nanos\":{},\"attributes\":{{", e.unix_nanos);
+            for (j, (key, value)) in e.attributes.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                push_json_string(&mut out, key);
+                out.push(':');
+                push_json_string(&mut out, value);
+            }
+            out.push_str("}}");
+        }
+        out.push(']');
+    }
+    if !span.links.is_empty() {
+        out.push_str(",\"links\":[");
+        for (i, l) in span.links.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"trace_id\":\"{:032x}\",\"span_id\":\"{:016x}\"}}",
+                l.trace_id, l.span_id
+            );
+        }
+        out.push(']');
+    }
+    let d = span.dropped;
+    if d != DroppedCounts::default() {
+        let _ = write!(
+            out,
+            ",\"dropped_attributes_count\":{},\"dropped_events_count\":{},\"dropped_links_count\":{}",
+            d.attributes, d.events, d.links
+        );
+    }
+    out.push('}');
     out
 }
 
@@ -226,7 +336,9 @@ pub fn to_json_line(span: &FinishedSpan) -> String {
 /// `span_id` / `parent_span_id`, non-negative integer times that fit in a `u64`, and a known
 /// `kind`. `trace_id`, `span_id`, `name`, `service`, `kind`, `start_unix_nanos` and
 /// `end_unix_nanos` are required; a missing `parent_span_id` means no parent, a missing `error`
-/// means `false` and missing `attributes` means none. Attribute values may also be numbers or
+/// means `false` and missing `attributes` means none; `status_message`, `trace_state`,
+/// `events` (`[{"name", "unix_nanos", "attributes"}]`), `links` (`[{"trace_id", "span_id"}]`)
+/// and the `dropped_*_count` members are optional too. Attribute values may also be numbers or
 /// booleans (kept as their JSON text); `null` attribute values are dropped. Unknown members are
 /// ignored; a known member given twice makes the line malformed, as does anything but
 /// whitespace after the object.
@@ -242,6 +354,11 @@ pub fn parse_json_line(line: &str) -> Option<FinishedSpan> {
     let mut end = None;
     let mut error = None;
     let mut attributes: Option<Vec<(String, String)>> = None;
+    let mut status_message = None;
+    let mut trace_state = None;
+    let mut events = None;
+    let mut links = None;
+    let mut dropped = [None; 3];
 
     c.expect(b'{')?;
     if !c.accept(b'}') {
@@ -275,6 +392,13 @@ pub fn parse_json_line(line: &str) -> Option<FinishedSpan> {
                     set_once(&mut error, value)?;
                 }
                 "attributes" => set_once(&mut attributes, c.attributes()?)?,
+                "status_message" => set_once(&mut status_message, c.string()?)?,
+                "trace_state" => set_once(&mut trace_state, c.string()?)?,
+                "events" => set_once(&mut events, c.events()?)?,
+                "links" => set_once(&mut links, c.links()?)?,
+                "dropped_attributes_count" => set_once(&mut dropped[0], c.u32_number()?)?,
+                "dropped_events_count" => set_once(&mut dropped[1], c.u32_number()?)?,
+                "dropped_links_count" => set_once(&mut dropped[2], c.u32_number()?)?,
                 _ => c.skip_value(0)?,
             }
             if c.accept(b',') {
@@ -299,6 +423,15 @@ pub fn parse_json_line(line: &str) -> Option<FinishedSpan> {
         end_unix_nanos: end?,
         error: error.unwrap_or(false),
         attributes: attributes.unwrap_or_default(),
+        status_message: status_message.unwrap_or_default(),
+        trace_state: trace_state.unwrap_or_default(),
+        events: events.unwrap_or_default(),
+        links: links.unwrap_or_default(),
+        dropped: DroppedCounts {
+            attributes: dropped[0].unwrap_or(0),
+            events: dropped[1].unwrap_or(0),
+            links: dropped[2].unwrap_or(0),
+        },
     })
 }
 
@@ -543,6 +676,78 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads the attributes object.
+    fn u32_number(&mut self) -> Option<u32> {
+        u32::try_from(self.u64_number()?).ok()
+    }
+
+    /// `[item, ...]`, each item read by `item`.
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut out = Vec::new();
+        self.expect(b'[')?;
+        if self.accept(b']') {
+            return Some(out);
+        }
+        loop {
+            out.push(item(self)?);
+            if self.accept(b',') {
+                continue;
+            }
+            self.expect(b']')?;
+            return Some(out);
+        }
+    }
+
+    /// `{"key": value, ...}`, each member read by `member` (false: malformed).
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.accept(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            member(self, &key)?;
+            if self.accept(b',') {
+                continue;
+            }
+            return self.expect(b'}');
+        }
+    }
+
+    fn events(&mut self) -> Option<Vec<SpanEvent>> {
+        self.array(|c| {
+            let mut event = SpanEvent::default();
+            c.object(|c, key| {
+                match key {
+                    "name" => event.name = c.string()?,
+                    "unix_nanos" => event.unix_nanos = c.u64_number()?,
+                    "attributes" => event.attributes = c.attributes()?,
+                    _ => c.skip_value(0)?,
+                }
+                Some(())
+            })?;
+            Some(event)
+        })
+    }
+
+    fn links(&mut self) -> Option<Vec<SpanLink>> {
+        self.array(|c| {
+            let (mut trace_id, mut span_id) = (None, None);
+            c.object(|c, key| {
+                match key {
+                    "trace_id" => trace_id = Some(parse_hex(&c.string()?, 32)?),
+                    "span_id" => span_id = Some(parse_hex_u64(&c.string()?)?),
+                    _ => c.skip_value(0)?,
+                }
+                Some(())
+            })?;
+            Some(SpanLink {
+                trace_id: trace_id?,
+                span_id: span_id?,
+            })
+        })
+    }
+
     fn attributes(&mut self) -> Option<Vec<(String, String)>> {
         let mut out = Vec::new();
         self.expect(b'{')?;
@@ -1205,6 +1410,7 @@ mod tests {
             end_unix_nanos: BASE + end_us * US,
             error: false,
             attributes: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -1744,6 +1950,7 @@ mod tests {
                 ("dup".to_owned(), "1".to_owned()),
                 ("dup".to_owned(), "2".to_owned()),
             ],
+            ..Default::default()
         };
         let line = to_json_line(&nasty);
         assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\u{2028}'));
@@ -1861,6 +2068,54 @@ mod tests {
     }
 
     #[test]
+    fn events_links_status_and_dropped_counts_round_trip() {
+        let span = FinishedSpan {
+            trace_id: 7,
+            span_id: 9,
+            name: "replace_order".into(),
+            service: "router".into(),
+            status_message: "venue \"rejected\"\n".into(),
+            trace_state: "desk=fx".into(),
+            events: vec![SpanEvent {
+                name: "sent".into(),
+                unix_nanos: 42,
+                attributes: vec![("level".into(), "INFO".into())],
+            }],
+            links: vec![SpanLink {
+                trace_id: u128::MAX,
+                span_id: 1,
+            }],
+            dropped: DroppedCounts {
+                attributes: 1,
+                events: 2,
+                links: 3,
+            },
+            ..Default::default()
+        };
+        let line = to_json_line(&span);
+        assert_eq!(parse_json_line(&line), Some(span.clone()), "{line}");
+        // The optional members are left out when empty: old readers see the old format.
+        let plain = FinishedSpan {
+            name: "x".into(),
+            trace_id: 1,
+            span_id: 1,
+            ..Default::default()
+        };
+        assert!(!to_json_line(&plain).contains("events"));
+        // A link without its ids, or a count that does not fit, makes the line malformed.
+        for bad in [
+            line.replace("\"span_id\":\"0000000000000001\"", "\"x\":1"),
+            line.replace(
+                "\"dropped_events_count\":2",
+                "\"dropped_events_count\":99999999999",
+            ),
+            line.replace("\"events\":[", "\"events\":{"),
+        ] {
+            assert_eq!(parse_json_line(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn read_json_lines_skips_and_counts_malformed() {
         let spans = fixture();
         let mut text = String::from("\u{feff}");
@@ -1924,6 +2179,7 @@ mod tests {
                         end_unix_nanos: pick_time(&mut rng),
                         error: rng.below(3) == 0,
                         attributes: Vec::new(),
+                        ..Default::default()
                     };
                     if rng.below(2) == 0 {
                         s.attributes
@@ -2099,6 +2355,7 @@ mod order_tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            ..Default::default()
         }
     }
 

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::collect::propagation::{
-    Baggage, Carrier, PropagationError, TraceContext, TraceState, extract, inject,
+    Baggage, Carrier, PropagationError, TraceContext, extract, inject,
 };
 use crate::collect::span::SpanContext;
 
@@ -78,7 +78,7 @@ pub fn current_context() -> Option<TraceContext> {
         trace_id: sc.trace_id,
         span_id: sc.span_id,
         sampled: sc.sampled,
-        trace_state: TraceState::default(),
+        trace_state: sc.trace_state.as_deref().cloned().unwrap_or_default(),
     })
 }
 
@@ -136,7 +136,67 @@ pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
             sc.local_root = sc.span_id;
             sc.keep = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
             sc.parent = None;
+            sc.trace_state =
+                (!ctx.trace_state.is_empty()).then(|| Arc::new(ctx.trace_state.clone()));
             *current = Arc::new(sc);
+        }
+    });
+}
+
+/// Links `span` to another span, usually of another trace: for example a cancel/replace
+/// request's span to the span that sent the original order (whose context was saved with
+/// [`current_context`] or arrived in a message's headers). Jaeger shows links as references;
+/// `span.follows_from(&other)` does the same for a span of this process. Links past
+/// `traces.limits.max_links` are counted, not kept; spans that are not recorded ignore links.
+///
+/// ```
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Clone, Default)]
+/// # struct Buf(Arc<Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Buf {
+/// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// let spans = Buf::default();
+/// let (dispatch, guard) = stockbot_telemetry::TelemetryBuilder::new({
+///     let mut c = stockbot_telemetry::Config::default();
+///     c.log.stdout = false;
+///     c.log.file.enabled = false;
+///     c.metrics.enabled = false;
+///     c.traces.file.enabled = false;
+///     c
+/// })
+/// .with_writer("null", std::io::sink())
+/// .with_span_writer("mem", spans.clone())
+/// .build_dispatch()
+/// .unwrap();
+/// tracing::dispatcher::with_default(&dispatch, || {
+///     let original = {
+///         let _span = tracing::info_span!("new_order", cl_ord_id = "C-1").entered();
+///         stockbot_telemetry::current_context().unwrap()
+///     };
+///     let replace = tracing::info_span!("replace_order", cl_ord_id = "C-2", orig_cl_ord_id = "C-1");
+///     stockbot_telemetry::add_link(&replace, &original);
+/// });
+/// guard.shutdown(std::time::Duration::from_secs(5));
+/// let text = String::from_utf8(spans.0.lock().unwrap().clone()).unwrap();
+/// let (finished, _) = stockbot_telemetry::analysis::read_json_lines(&text);
+/// let (original, replace) = (&finished[0], &finished[1]);
+/// assert_eq!(replace.links[0].trace_id, original.trace_id);
+/// assert_ne!(replace.trace_id, original.trace_id);
+/// ```
+pub fn add_link(span: &tracing::Span, ctx: &TraceContext) {
+    let max_links = span
+        .with_subscriber(|(_, dispatch)| {
+            dispatch
+                .downcast_ref::<crate::TelemetryLayer>()
+                .map(|layer| layer.limits().max_links)
+        })
+        .flatten()
+        .unwrap_or(crate::config::SpanLimits::default().max_links);
+    with_span_context(span, |sc| {
+        if sc.is_recorded() {
+            sc.add_link(ctx.trace_id, ctx.span_id, max_links);
         }
     });
 }

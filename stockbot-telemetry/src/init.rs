@@ -505,6 +505,7 @@ fn build_spans(
         sampler: crate::process::head_sampling::HeadSampler::new(root, t.max_traces_per_second),
         keep,
         clock: Arc::clone(clock),
+        limits: t.limits,
     })))
 }
 

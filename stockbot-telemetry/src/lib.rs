@@ -156,8 +156,8 @@ pub use config::{
     SystemMetricsConfig, TracesConfig,
 };
 pub use context::{
-    current_context, extract_into, inject_current, inject_current_with, set_parent, spawn,
-    spawn_thread,
+    add_link, current_context, extract_into, inject_current, inject_current_with, set_parent,
+    spawn, spawn_thread,
 };
 pub use error::{Error, ErrorKind};
 pub use export::accounting::{PipelineStats, SinkStats};

@@ -384,3 +384,113 @@ fn a_root_that_never_closes_cannot_starve_the_keep_rules() {
         drop(forever);
     });
 }
+
+#[test]
+fn events_links_status_and_tracestate_reach_the_finished_span() {
+    let s = service("order-router", |_| {});
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let incoming: HashMap<String, String> = [
+            (
+                "traceparent".to_owned(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            ),
+            (
+                "tracestate".to_owned(),
+                "desk=fx,rojo=00f067aa0ba902b7".to_owned(),
+            ),
+        ]
+        .into();
+        let original = {
+            let _s = info_span!(target: "traces", "new_order", cl_ord_id = "C-1").entered();
+            stockbot_telemetry::current_context().unwrap()
+        };
+        let replace = info_span!(target: "traces", "replace_order", cl_ord_id = "C-2");
+        stockbot_telemetry::extract_into(&replace, &incoming).unwrap();
+        stockbot_telemetry::add_link(&replace, &original);
+        let _e = replace.enter();
+        info!(target: "traces", symbol = "AAPL", api_key = "sk_live_0123456789abcdefABCD", "replace sent");
+        error!(target: "traces", venue = "XNAS", "venue rejected the replace");
+        error!(target: "traces", "second error");
+        // The tracestate travels on: what we inject carries it.
+        let mut out = HashMap::new();
+        stockbot_telemetry::inject_current(&mut out);
+        assert_eq!(out["tracestate"], "desk=fx,rojo=00f067aa0ba902b7");
+    });
+    let spans = s.finished();
+    let original = spans.iter().find(|x| x.name == "new_order").unwrap();
+    let replace = spans.iter().find(|x| x.name == "replace_order").unwrap();
+    assert_eq!(replace.trace_state, "desk=fx,rojo=00f067aa0ba902b7");
+    assert_eq!(
+        replace.links,
+        [analysis::SpanLink {
+            trace_id: original.trace_id,
+            span_id: original.span_id
+        }]
+    );
+    assert!(replace.error);
+    assert_eq!(
+        replace.status_message, "venue rejected the replace",
+        "the first error"
+    );
+    let names: Vec<&str> = replace.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["replace sent", "venue rejected the replace", "second error"]
+    );
+    let sent = replace.event("replace sent").unwrap();
+    assert_eq!(sent.attribute("level"), Some("INFO"));
+    assert_eq!(
+        sent.attribute("instrument.symbol"),
+        Some("AAPL"),
+        "schema names"
+    );
+    assert_eq!(sent.attribute("api_key"), Some("[REDACTED]"));
+    assert!(
+        sent.unix_nanos >= replace.start_unix_nanos && sent.unix_nanos <= replace.end_unix_nanos
+    );
+    assert!(!s.spans.text().contains("sk_live_0123456789abcdefABCD"));
+}
+
+#[test]
+fn thousands_of_attributes_events_and_links_are_bounded_and_counted() {
+    let s = service("order-router", |c| {
+        c.traces.limits.max_attributes = 4;
+        c.traces.limits.max_events = 10;
+        c.traces.limits.max_links = 2;
+    });
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let others: Vec<_> = (0..5)
+            .map(|i| {
+                let _s = info_span!(target: "traces", "other", n = i).entered();
+                stockbot_telemetry::current_context().unwrap()
+            })
+            .collect();
+        let span = info_span!(
+            target: "traces",
+            "wide",
+            a = 1, b = 2, c = 3, d = 4, e = 5, f = 6,
+            error = tracing::field::Empty
+        );
+        for o in &others {
+            stockbot_telemetry::add_link(&span, o);
+        }
+        // An error field past the limit still marks the span as failed.
+        span.record("error", "boom");
+        let _e = span.enter();
+        for i in 0..5000 {
+            info!(target: "traces", i, "tick");
+        }
+    });
+    let spans = s.finished();
+    let wide = spans.iter().find(|x| x.name == "wide").unwrap();
+    // code.namespace is added at export on top of the 4 fields kept.
+    assert_eq!(wide.attributes.len(), 5, "{:?}", wide.attributes);
+    assert_eq!(wide.dropped.attributes, 3, "f, e and the late `error`");
+    assert!(wide.error);
+    assert_eq!(wide.events.len(), 10);
+    assert_eq!(wide.dropped.events, 4990);
+    assert_eq!(wide.links.len(), 2);
+    assert_eq!(wide.dropped.links, 3);
+    let stats = s.guard.span_stats().unwrap();
+    assert_eq!(stats.truncated, 3 + 4990 + 3, "{stats:?}");
+}

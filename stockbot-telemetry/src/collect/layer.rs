@@ -14,7 +14,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::record::{AUDIT, EventVisitor, LogRecord};
-use super::span::{SpanContext, SpanVisitor};
+use super::span::{Bounded, RawSpanEvent, SpanContext, SpanVisitor};
 use crate::export::pipeline::Pipeline;
 use crate::export::span_worker::SpanRecord;
 use crate::process::sample::Decision;
@@ -39,6 +39,7 @@ pub(crate) struct SpanCollector {
     /// Local keep rules for unsampled traces, when enabled.
     pub(crate) keep: Option<crate::process::keep::KeepRules>,
     pub(crate) clock: Arc<crate::collect::clock::RecordClock>,
+    pub(crate) limits: crate::config::SpanLimits,
 }
 
 impl SpanCollector {
@@ -67,6 +68,29 @@ thread_local! {
 }
 
 impl TelemetryLayer {
+    pub(crate) fn limits(&self) -> crate::config::SpanLimits {
+        self.spans
+            .as_ref()
+            .map_or_else(crate::config::SpanLimits::default, |s| s.limits)
+    }
+
+    /// Copies a log event inside a recorded span into the span (bounded by the event limit).
+    fn add_span_event(&self, span: &SpanContext, event: &Event<'_>, level: tracing_core::Level) {
+        let mut ev = RawSpanEvent {
+            stamp: self.logs.clock.stamp(),
+            level,
+            name: event.metadata().name().into(),
+            fields: Vec::new(),
+        };
+        if self.limits().max_events > 0 {
+            event.record(&mut SpanVisitor {
+                ctx: &mut ev,
+                limit: self.logs.max_field_bytes,
+            });
+        }
+        span.add_event(ev, self.limits().max_events);
+    }
+
     fn capture(&self, event: &Event<'_>, span: Option<Arc<SpanContext>>) {
         let (p, c) = (&*self.pipeline, &*self.logs);
         let meta = event.metadata();
@@ -168,9 +192,13 @@ where
             self.logs.clock.stamp(),
             spans.is_some_and(|s| s.keep.is_some()),
         );
-        sc.fields.reserve_exact(meta.fields().len());
+        let max_fields = self.limits().max_attributes;
+        sc.fields.reserve_exact(meta.fields().len().min(max_fields));
         attrs.record(&mut SpanVisitor {
-            ctx: &mut sc,
+            ctx: &mut Bounded {
+                ctx: &mut sc,
+                max_fields,
+            },
             limit: self.logs.max_field_bytes,
         });
         let mut ext = span.extensions_mut();
@@ -192,7 +220,10 @@ where
             return;
         };
         values.record(&mut SpanVisitor {
-            ctx: &mut sc,
+            ctx: &mut Bounded {
+                ctx: &mut sc,
+                max_fields: self.limits().max_attributes,
+            },
             limit: self.logs.max_field_bytes,
         });
         if let Some(current) = span.extensions_mut().get_mut::<Arc<SpanContext>>() {
@@ -212,12 +243,29 @@ where
         let span = ctx
             .event_span(event)
             .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned());
-        if let Some(span) = &span
-            && *event.metadata().level() == tracing_core::Level::ERROR
-        {
-            span.error.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(span) = &span {
+            let level = *event.metadata().level();
+            if level == tracing_core::Level::ERROR {
+                span.error.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if self.spans.is_some() && span.is_recorded() {
+                self.add_span_event(span, event, level);
+            }
         }
         self.capture(event, span);
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let context = |id: &Id| {
+            ctx.span(id)
+                .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned())
+        };
+        if let (Some(span), Some(cause)) = (context(id), context(follows))
+            && self.spans.is_some()
+            && span.is_recorded()
+        {
+            span.add_link(cause.trace_id, cause.span_id, self.limits().max_links);
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {

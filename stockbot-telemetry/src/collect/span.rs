@@ -2,8 +2,8 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use tracing_core::field::{Field as TracingField, Visit};
 
@@ -44,6 +44,58 @@ pub(crate) struct SpanContext {
     /// Shared by every span under one local root: a local keep rule fired for the trace.
     /// Only allocated for unsampled traces while keep rules are on.
     pub(crate) keep: Option<Arc<AtomicBool>>,
+    /// The W3C `tracestate` of the trace (from an incoming `traceparent`), inherited.
+    pub(crate) trace_state: Option<Arc<crate::propagation::TraceState>>,
+    /// Fields not kept because the span had `max_attributes` already.
+    pub(crate) dropped_attributes: u32,
+    /// Events, links and the status message: only recorded spans get them, so the lock is
+    /// taken (uncontended, in practice) only by events inside a recorded span.
+    pub(crate) extras: Mutex<Option<Box<SpanExtras>>>,
+}
+
+/// What a recorded span accumulates while open.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpanExtras {
+    pub(crate) events: Vec<RawSpanEvent>,
+    pub(crate) dropped_events: u32,
+    /// (trace id, span id) of linked spans.
+    pub(crate) links: Vec<(u128, u64)>,
+    pub(crate) dropped_links: u32,
+    /// The first error event's message (the span's status description).
+    pub(crate) status_message: Option<Box<str>>,
+}
+
+/// A log event inside a recorded span, kept as a span event.
+#[derive(Debug, Clone)]
+pub(crate) struct RawSpanEvent {
+    pub(crate) stamp: u64,
+    pub(crate) level: tracing_core::Level,
+    /// The event's `message`, or its call site's name when it has none.
+    pub(crate) name: Box<str>,
+    pub(crate) fields: Vec<(&'static str, OwnedValue)>,
+}
+
+impl FieldTarget for RawSpanEvent {
+    fn set(&mut self, name: &'static str, value: OwnedValue) {
+        if name == "message" {
+            if let OwnedValue::Str(s) = value {
+                self.name = s;
+            }
+            return;
+        }
+        self.fields.push((name, value));
+    }
+}
+
+/// Where [`SpanVisitor`] puts the values it copies.
+pub(crate) trait FieldTarget {
+    fn set(&mut self, name: &'static str, value: OwnedValue);
+}
+
+impl FieldTarget for SpanContext {
+    fn set(&mut self, name: &'static str, value: OwnedValue) {
+        SpanContext::set(self, name, value);
+    }
 }
 
 impl Clone for SpanContext {
@@ -62,6 +114,9 @@ impl Clone for SpanContext {
             error: AtomicBool::new(self.error.load(std::sync::atomic::Ordering::Relaxed)),
             local_root: self.local_root,
             keep: self.keep.clone(),
+            trace_state: self.trace_state.clone(),
+            dropped_attributes: self.dropped_attributes,
+            extras: Mutex::new(self.lock_extras().clone()),
         }
     }
 }
@@ -76,22 +131,24 @@ impl SpanContext {
         keep_rules: bool,
     ) -> Self {
         let span_id = random_u64_nonzero();
-        let (trace_id, audit, parent_span_id, sampled, local_root, keep) = match &parent {
-            Some(p) => (
-                p.trace_id,
-                p.audit,
-                Some(p.span_id),
-                p.sampled,
-                p.local_root,
-                p.keep.clone(),
-            ),
-            None => {
-                let trace_id = random_u128_nonzero();
-                let sampled = sample_root(trace_id);
-                let keep = (keep_rules && !sampled).then(|| Arc::new(AtomicBool::new(false)));
-                (trace_id, false, None, sampled, span_id, keep)
-            }
-        };
+        let (trace_id, audit, parent_span_id, sampled, local_root, keep, trace_state) =
+            match &parent {
+                Some(p) => (
+                    p.trace_id,
+                    p.audit,
+                    Some(p.span_id),
+                    p.sampled,
+                    p.local_root,
+                    p.keep.clone(),
+                    p.trace_state.clone(),
+                ),
+                None => {
+                    let trace_id = random_u128_nonzero();
+                    let sampled = sample_root(trace_id);
+                    let keep = (keep_rules && !sampled).then(|| Arc::new(AtomicBool::new(false)));
+                    (trace_id, false, None, sampled, span_id, keep, None)
+                }
+            };
         SpanContext {
             trace_id,
             span_id,
@@ -106,19 +163,75 @@ impl SpanContext {
             error: AtomicBool::new(false),
             local_root,
             keep,
+            trace_state,
+            dropped_attributes: 0,
+            extras: Mutex::new(None),
         }
     }
 
-    pub(crate) fn set(&mut self, name: &'static str, value: OwnedValue) {
-        if name == "audit" && value == OwnedValue::Bool(true) {
+    /// Whether the span's data is kept (exported, or held for the local keep rules).
+    pub(crate) fn is_recorded(&self) -> bool {
+        self.sampled || self.keep.is_some() || self.audit
+    }
+
+    pub(crate) fn lock_extras(&self) -> std::sync::MutexGuard<'_, Option<Box<SpanExtras>>> {
+        self.extras.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an event, or counts it past `limit`. An error event's message becomes the status
+    /// description when there is none yet.
+    pub(crate) fn add_event(&self, event: RawSpanEvent, limit: usize) {
+        let mut extras = self.lock_extras();
+        let extras = extras.get_or_insert_with(Box::default);
+        if event.level == tracing_core::Level::ERROR && extras.status_message.is_none() {
+            extras.status_message = Some(event.name.clone());
+        }
+        if extras.events.len() < limit {
+            extras.events.push(event);
+        } else {
+            extras.dropped_events = extras.dropped_events.saturating_add(1);
+        }
+    }
+
+    /// Links this span to another span (of this trace or another), or counts it past `limit`.
+    pub(crate) fn add_link(&self, trace_id: u128, span_id: u64, limit: usize) {
+        let mut extras = self.lock_extras();
+        let extras = extras.get_or_insert_with(Box::default);
+        if extras.links.contains(&(trace_id, span_id)) {
+            return;
+        }
+        if extras.links.len() < limit {
+            extras.links.push((trace_id, span_id));
+        } else {
+            extras.dropped_links = extras.dropped_links.saturating_add(1);
+        }
+    }
+
+    /// Sets a field, unless the span already has `limit` distinct ones (then it is counted).
+    pub(crate) fn set_limited(&mut self, name: &'static str, value: OwnedValue, limit: usize) {
+        if self.fields.len() >= limit && !self.fields.iter().any(|(n, _)| *n == name) {
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            // Flags still apply: an error or audit field must not be lost to the limit.
+            self.flags_from(name, &value);
+            return;
+        }
+        self.set(name, value);
+    }
+
+    fn flags_from(&mut self, name: &str, value: &OwnedValue) {
+        if name == "audit" && *value == OwnedValue::Bool(true) {
             self.audit = true;
         }
         let is_error = matches!(name, "error" | "error.message" | "exception.message")
             || (name == "otel.status_code"
-                && matches!(&value, OwnedValue::Str(s) if s.eq_ignore_ascii_case("error")));
+                && matches!(value, OwnedValue::Str(s) if s.eq_ignore_ascii_case("error")));
         if is_error {
             self.error.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn set(&mut self, name: &'static str, value: OwnedValue) {
+        self.flags_from(name, &value);
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name, value)),
@@ -140,13 +253,26 @@ impl SpanContext {
     }
 }
 
-/// Copies a span's field values into its context.
-pub(crate) struct SpanVisitor<'a> {
-    pub(crate) ctx: &'a mut SpanContext,
+/// Copies field values into a span's context (bounded by `max_fields`) or a span event.
+pub(crate) struct SpanVisitor<'a, T: FieldTarget = SpanContext> {
+    pub(crate) ctx: &'a mut T,
+    /// Longest string kept, in bytes.
     pub(crate) limit: usize,
 }
 
-impl Visit for SpanVisitor<'_> {
+/// A span's own fields, bounded by the attribute limit.
+pub(crate) struct Bounded<'a> {
+    pub(crate) ctx: &'a mut SpanContext,
+    pub(crate) max_fields: usize,
+}
+
+impl FieldTarget for Bounded<'_> {
+    fn set(&mut self, name: &'static str, value: OwnedValue) {
+        self.ctx.set_limited(name, value, self.max_fields);
+    }
+}
+
+impl<T: FieldTarget> Visit for SpanVisitor<'_, T> {
     fn record_f64(&mut self, field: &TracingField, value: f64) {
         self.ctx.set(field.name(), OwnedValue::F64(value));
     }

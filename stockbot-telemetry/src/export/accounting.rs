@@ -221,7 +221,8 @@ pub struct PipelineStats {
     pub type_errors: u64,
     /// Secrets replaced by a redaction marker.
     pub redactions: u64,
-    /// Records with at least one value cut to `log.max_field_bytes`.
+    /// Logs: records with at least one value cut to `log.max_field_bytes`. Spans: attributes,
+    /// events and links dropped by `traces.limits` (also counted on each span).
     pub truncated: u64,
     /// Panics caught on the worker (each also counted as drops of the affected records).
     pub worker_panics: u64,

@@ -136,12 +136,9 @@ impl OtlpClient {
                 (classify(response), decoded)
             }
             #[cfg(feature = "otlp-grpc")]
-            Transport::Grpc(g) => g.unary(
-                self.signal.grpc_path(),
-                request,
-                &self.headers,
-                self.gzip,
-            ),
+            Transport::Grpc(g) => {
+                g.unary(self.signal.grpc_path(), request, &self.headers, self.gzip)
+            }
         }
     }
 }

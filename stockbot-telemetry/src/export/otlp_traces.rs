@@ -47,7 +47,7 @@ pub(crate) fn build_request(
         .map(|s| Span {
             trace_id: s.trace_id.to_be_bytes().to_vec(),
             span_id: s.span_id.to_be_bytes().to_vec(),
-            trace_state: String::new(),
+            trace_state: s.trace_state.clone(),
             parent_span_id: s
                 .parent_span_id
                 .map(|p| p.to_be_bytes().to_vec())
@@ -58,13 +58,37 @@ pub(crate) fn build_request(
             start_time_unix_nano: s.start_unix_nanos,
             end_time_unix_nano: s.end_unix_nanos,
             attributes: s.attributes.iter().map(|(k, v)| kv(k, v)).collect(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
+            dropped_attributes_count: s.dropped.attributes,
+            events: s
+                .events
+                .iter()
+                .map(|e| span::Event {
+                    time_unix_nano: e.unix_nanos,
+                    name: e.name.clone(),
+                    attributes: e.attributes.iter().map(|(k, v)| kv(k, v)).collect(),
+                    dropped_attributes_count: 0,
+                })
+                .collect(),
+            dropped_events_count: s.dropped.events,
+            links: s
+                .links
+                .iter()
+                .map(|l| span::Link {
+                    trace_id: l.trace_id.to_be_bytes().to_vec(),
+                    span_id: l.span_id.to_be_bytes().to_vec(),
+                    trace_state: String::new(),
+                    attributes: Vec::new(),
+                    dropped_attributes_count: 0,
+                    flags: 0,
+                })
+                .collect(),
+            dropped_links_count: s.dropped.links,
             status: Some(Status {
-                message: String::new(),
+                message: if s.error {
+                    s.status_message.clone()
+                } else {
+                    String::new()
+                },
                 code: if s.error {
                     status::StatusCode::Error
                 } else {

@@ -13,10 +13,10 @@ use stockbot_telemetry_conventions::{self as conventions, Sensitivity};
 use super::batch::{Batch, BatchLimits};
 use super::pipeline::{Item, Pipeline};
 use super::worker::SinkSlot;
-use crate::analysis::{FinishedSpan, SpanKind, to_json_line};
+use crate::analysis::{DroppedCounts, FinishedSpan, SpanEvent, SpanKind, SpanLink, to_json_line};
 use crate::collect::clock::RecordClock;
 use crate::collect::span::{OwnedValue, SpanContext};
-use crate::process::redact::Redactor;
+use crate::process::redact::{Redactor, SecretKind};
 
 /// A closed, sampled span waiting for export.
 #[derive(Debug)]
@@ -54,6 +54,30 @@ fn text(v: &OwnedValue) -> String {
     }
 }
 
+/// One field as exported: the schema's canonical name, secrets redacted, ids pseudonymised,
+/// values scanned for secret patterns.
+fn attribute(
+    name: &str,
+    value: &OwnedValue,
+    redactor: &Redactor,
+    hits: &mut Vec<SecretKind>,
+) -> (String, String) {
+    let (key, sensitivity) = match conventions::lookup(name) {
+        Some(def) => (def.name.to_owned(), def.sensitivity),
+        None if conventions::is_secret_name(name) => (name.to_owned(), Sensitivity::Secret),
+        None => (name.to_owned(), Sensitivity::Public),
+    };
+    let value = match sensitivity {
+        Sensitivity::Secret => "[REDACTED]".to_owned(),
+        Sensitivity::Pseudonymised => redactor.pseudonymise(&text(value)),
+        _ => {
+            hits.clear();
+            redactor.redact_text(&text(value), hits).into_owned()
+        }
+    };
+    (key, value)
+}
+
 /// Builds the exported form: canonical names, secrets redacted, ids pseudonymised.
 pub(crate) fn finish(
     rec: &SpanRecord,
@@ -71,21 +95,34 @@ pub(crate) fn finish(
             kind = SpanKind::parse(&text(value).to_ascii_lowercase()).unwrap_or(SpanKind::Internal);
             continue;
         }
-        let (key, sensitivity) = match conventions::lookup(name) {
-            Some(def) => (def.name.to_owned(), def.sensitivity),
-            None if conventions::is_secret_name(name) => (name.to_owned(), Sensitivity::Secret),
-            None => (name.to_owned(), Sensitivity::Public),
-        };
-        let value = match sensitivity {
-            Sensitivity::Secret => "[REDACTED]".to_owned(),
-            Sensitivity::Pseudonymised => redactor.pseudonymise(&text(value)),
-            _ => {
-                hits.clear();
-                redactor.redact_text(&text(value), &mut hits).into_owned()
-            }
-        };
-        attributes.push((key, value));
+        attributes.push(attribute(name, value, redactor, &mut hits));
     }
+    let extras = c.lock_extras().take().unwrap_or_default();
+    let events = extras
+        .events
+        .iter()
+        .map(|e| {
+            let mut attributes = Vec::with_capacity(e.fields.len() + 1);
+            attributes.push(("level".to_owned(), e.level.as_str().to_owned()));
+            attributes.extend(
+                e.fields
+                    .iter()
+                    .map(|(name, value)| attribute(name, value, redactor, &mut hits)),
+            );
+            hits.clear();
+            SpanEvent {
+                name: redactor.redact_text(&e.name, &mut hits).into_owned(),
+                unix_nanos: clock.unix_nanos(e.stamp),
+                attributes,
+            }
+        })
+        .collect();
+    hits.clear();
+    let status_message = extras
+        .status_message
+        .as_deref()
+        .map(|m| redactor.redact_text(m, &mut hits).into_owned())
+        .unwrap_or_default();
     FinishedSpan {
         trace_id: c.trace_id,
         span_id: c.span_id,
@@ -97,6 +134,23 @@ pub(crate) fn finish(
         end_unix_nanos: clock.unix_nanos(rec.end_stamp),
         error: c.error.load(Relaxed),
         attributes,
+        status_message,
+        trace_state: c
+            .trace_state
+            .as_deref()
+            .map(|t| t.header_value())
+            .unwrap_or_default(),
+        events,
+        links: extras
+            .links
+            .iter()
+            .map(|&(trace_id, span_id)| SpanLink { trace_id, span_id })
+            .collect(),
+        dropped: DroppedCounts {
+            attributes: c.dropped_attributes,
+            events: extras.dropped_events,
+            links: extras.dropped_links,
+        },
     }
 }
 
@@ -165,10 +219,16 @@ impl SpanWorker {
             &mut self.batch.bytes,
         );
         let start = out.len();
+        let mut limited = 0;
         let encoded = catch_unwind(AssertUnwindSafe(|| {
-            out.extend_from_slice(to_json_line(&finish(rec, clock, service, redactor)).as_bytes());
+            let span = finish(rec, clock, service, redactor);
+            let d = span.dropped;
+            limited = u64::from(d.attributes) + u64::from(d.events) + u64::from(d.links);
+            out.extend_from_slice(to_json_line(&span).as_bytes());
             out.push(b'\n');
         }));
+        // What the span limits cut off: visible in the spans pipeline's `truncated` counter.
+        self.pipeline.acct.truncated.fetch_add(limited, Relaxed);
         if encoded.is_err() {
             self.batch.bytes.truncate(start);
             self.pipeline.acct.lost_to_panic();
