@@ -184,7 +184,7 @@ where
             .and_then(|p| p.extensions().get::<Arc<SpanContext>>().cloned());
         let meta = attrs.metadata();
         let spans = self.spans.as_deref();
-        let mut sc = SpanContext::new(
+        let mut shared = SpanContext::new_shared(
             meta.name(),
             meta.target(),
             parent,
@@ -192,19 +192,22 @@ where
             self.logs.clock.stamp(),
             spans.is_some_and(|s| s.keep.is_some()),
         );
-        let max_fields = self.limits().max_attributes;
-        sc.fields.reserve_exact(meta.fields().len().min(max_fields));
-        attrs.record(&mut SpanVisitor {
-            ctx: &mut Bounded {
-                ctx: &mut sc,
-                max_fields,
-            },
-            limit: self.logs.max_field_bytes,
-        });
+        // Always unique here: fresh, or from the pool (which only holds unique contexts).
+        if let Some(sc) = Arc::get_mut(&mut shared) {
+            let max_fields = self.limits().max_attributes;
+            sc.fields.reserve(meta.fields().len().min(max_fields));
+            attrs.record(&mut SpanVisitor {
+                ctx: &mut Bounded {
+                    ctx: sc,
+                    max_fields,
+                },
+                limit: self.logs.max_field_bytes,
+            });
+        }
         let mut ext = span.extensions_mut();
         // Another TelemetryLayer in the same registry may have set it already: share it.
         if ext.get_mut::<Arc<SpanContext>>().is_none() {
-            ext.insert(sc.shared());
+            ext.insert(shared);
         }
     }
 
@@ -269,11 +272,21 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(spans) = &self.spans else { return };
         let Some(span) = ctx.span(&id) else { return };
-        let Some(sc) = span.extensions().get::<Arc<SpanContext>>().cloned() else {
+        // Taken out of the span (the registry clears it right after): when nothing else holds
+        // it, it goes back to this thread's pool.
+        let Some(sc) = span.extensions_mut().remove::<Arc<SpanContext>>() else {
             return;
         };
+        let Some(spans) = &self.spans else {
+            SpanContext::recycle(sc);
+            return;
+        };
+        if !sc.sampled && !sc.audit && spans.keep.is_none() {
+            // Head-unsampled and no keep rule: nothing to export.
+            SpanContext::recycle(sc);
+            return;
+        }
         let end_stamp = self.logs.clock.stamp();
         if sc.sampled || (sc.audit && spans.keep.is_none()) {
             // Audit-class spans are exported whatever the head sampler said (and use the

@@ -169,6 +169,57 @@ impl SpanContext {
         }
     }
 
+    /// As [`SpanContext::new`], in a shared allocation taken from this thread's pool of
+    /// recycled contexts when it has one (their field vectors keep their capacity).
+    pub(crate) fn new_shared(
+        name: &'static str,
+        target: &'static str,
+        parent: Option<Arc<SpanContext>>,
+        sample_root: impl FnOnce(u128) -> bool,
+        start_stamp: u64,
+        keep_rules: bool,
+    ) -> Arc<Self> {
+        let fresh = SpanContext::new(name, target, parent, sample_root, start_stamp, keep_rules);
+        let pooled = POOL
+            .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))
+            .ok()
+            .flatten();
+        match pooled {
+            Some(mut shared) => match Arc::get_mut(&mut shared) {
+                Some(slot) => {
+                    let fields = std::mem::take(&mut slot.fields);
+                    *slot = SpanContext { fields, ..fresh };
+                    shared
+                }
+                None => Arc::new(fresh),
+            },
+            None => Arc::new(fresh),
+        }
+    }
+
+    /// Returns a closed span's context to this thread's pool when nothing else holds it (a
+    /// queued log record or an exported span keeps it alive instead).
+    pub(crate) fn recycle(mut this: Arc<Self>) {
+        let Some(sc) = Arc::get_mut(&mut this) else {
+            return;
+        };
+        sc.parent = None;
+        sc.keep = None;
+        sc.trace_state = None;
+        *sc.extras.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        sc.fields.clear();
+        if sc.fields.capacity() > MAX_POOLED_FIELDS {
+            sc.fields = Vec::new();
+        }
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut()
+                && p.len() < POOL_SIZE
+            {
+                p.push(this);
+            }
+        });
+    }
+
     /// Whether the span's data is kept (exported, or held for the local keep rules).
     pub(crate) fn is_recorded(&self) -> bool {
         self.sampled || self.keep.is_some() || self.audit
@@ -336,7 +387,14 @@ impl fmt::Write for Capped<'_> {
 
 thread_local! {
     static RNG: Cell<u64> = Cell::new(seed());
+    /// Recycled span contexts (see [`SpanContext::recycle`]).
+    static POOL: std::cell::RefCell<Vec<Arc<SpanContext>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// Contexts kept per thread for reuse: bounds the pool's memory.
+const POOL_SIZE: usize = 64;
+/// A pooled context's field vector is kept only up to this capacity.
+const MAX_POOLED_FIELDS: usize = 32;
 
 fn seed() -> u64 {
     let mut bytes = [0u8; 8];
@@ -404,6 +462,25 @@ mod tests {
         assert!(child.sampled, "children inherit the root's decision");
         assert_eq!(child.parent_span_id, Some(root.span_id));
         assert_eq!(child.own_fields().count(), 1);
+    }
+
+    #[test]
+    fn closed_contexts_are_reused_only_when_nothing_else_holds_them() {
+        let mut a = SpanContext::new_shared("a", "t", None, |_| false, 0, false);
+        Arc::get_mut(&mut a)
+            .unwrap()
+            .set("venue", OwnedValue::Str("XNAS".into()));
+        let first = Arc::as_ptr(&a);
+        SpanContext::recycle(a);
+        let b = SpanContext::new_shared("b", "t", None, |_| true, 7, false);
+        assert_eq!(Arc::as_ptr(&b), first, "reused");
+        assert_eq!((b.name, b.start_stamp, b.sampled), ("b", 7, true));
+        assert!(b.fields.is_empty(), "nothing of the previous span survives");
+        let held = Arc::clone(&b); // e.g. a queued log record
+        SpanContext::recycle(b);
+        let c = SpanContext::new_shared("c", "t", None, |_| false, 0, false);
+        assert_ne!(Arc::as_ptr(&c), first, "a context still held is never reused");
+        assert_eq!(held.name, "b");
     }
 
     #[test]
