@@ -126,6 +126,8 @@
 //! ## Feature flags
 //!
 //! * `otlp` (off): export metrics and spans to an OpenTelemetry Collector (or Jaeger) over OTLP/HTTP with protobuf.
+//! * `otlp-grpc` (off, implies `otlp`): OTLP over gRPC as well (`tonic`, on a runtime owned by
+//!   the export thread; the application needs no tokio runtime).
 //!
 //! Logs, the stdout and file sinks, redaction, the `log` bridge, the metrics recorder, the
 //! scrape endpoint, system metrics and the Pushgateway push are always on.
