@@ -479,7 +479,11 @@ mod tests {
         let held = Arc::clone(&b); // e.g. a queued log record
         SpanContext::recycle(b);
         let c = SpanContext::new_shared("c", "t", None, |_| false, 0, false);
-        assert_ne!(Arc::as_ptr(&c), first, "a context still held is never reused");
+        assert_ne!(
+            Arc::as_ptr(&c),
+            first,
+            "a context still held is never reused"
+        );
         assert_eq!(held.name, "b");
     }
 
