@@ -144,6 +144,7 @@ mod error;
 mod export;
 mod guard;
 mod init;
+mod instrument;
 mod process;
 pub mod trading;
 
@@ -165,6 +166,70 @@ pub use error::{Error, ErrorKind};
 pub use export::accounting::{PipelineStats, SinkStats};
 pub use guard::{ShutdownReport, TelemetryGuard};
 pub use init::{TelemetryBuilder, init};
+pub use instrument::TradeErrorKind;
+/// `#[instrument_trade]`: one attribute gives a trading function its span, RED metrics and
+/// error record.
+///
+/// ```
+/// use stockbot_telemetry::{TradeErrorKind, instrument_trade};
+///
+/// struct Order { cl_ord_id: String, venue: &'static str }
+/// #[derive(Debug)]
+/// enum OrderError { Timeout }
+/// impl std::fmt::Display for OrderError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("timeout") }
+/// }
+/// impl TradeErrorKind for OrderError {
+///     fn error_kind(&self) -> &'static str { "timeout" }
+/// }
+///
+/// #[instrument_trade(operation = "submit_order", venue = order.venue, cl_ord_id = order.cl_ord_id, err)]
+/// fn submit_order(order: &Order) -> Result<u64, OrderError> {
+///     Ok(42)
+/// }
+///
+/// assert_eq!(submit_order(&Order { cl_ord_id: "C-1".into(), venue: "XNAS" }).unwrap(), 42);
+/// ```
+///
+/// Each call:
+/// * runs in a span named after `operation` (or `name = "..."`) at `level` (default `"info"`),
+///   with field `operation`, the given trading attributes (`key = expression`, recorded with
+///   `Display`) and every parameter whose name is a trading attribute (unless `skip(...)`);
+/// * counts `stockbot_trade_calls_total{operation, outcome, <labels>}`, times
+///   `stockbot_trade_duration_seconds{operation, outcome, <labels>}` (with an exemplar when
+///   sampled) and on failure counts `stockbot_trade_errors_total{operation, error_kind,
+///   <labels>}` (`metric = "stockbot_orders"` renames the three to `stockbot_orders_*`);
+/// * `outcome` is `ok`, or `error` for an `Err` (its [`TradeErrorKind`] is the `error_kind`,
+///   `"error"` when the type does not implement it), `panic` when the function panics (the
+///   panic goes on; under `panic = "abort"` nothing can be recorded) and `cancelled` when a
+///   future is dropped before it completes. `Option` and plain values are `ok`;
+/// * on failure the span gets `otel.status_code = "ERROR"` and `error.kind`, and an `ERROR`
+///   log record is written inside it; with `err` the error's `Display` goes into the record as
+///   `error.message` (off by default: error texts may carry client data); with `ret` the
+///   return value's `Debug` is logged;
+/// * `audit` marks the span audit-class (never sampled away).
+///
+/// Checked at compile time, with errors on your tokens: attribute keys must be trading
+/// attributes of the schema (`cl_ord_id`, `venue`, `strategy`, `symbol`, `side`, …; a typo
+/// gets "did you mean"); metric labels are the low-cardinality attributes by default, and
+/// `labels(...)` may add medium ones (`symbol`) but never high-cardinality ones (ids, accounts,
+/// prices: a compile error); `metric` must pass the runtime's naming rules; `err` needs a
+/// `Result`. `crate = path` names this crate when it is re-exported under another name.
+///
+/// Works on sync and `async` functions, methods (`&self`, `&mut self`), generic functions and
+/// `impl Trait` returns.
+pub use stockbot_telemetry_macros::instrument_trade;
+
+/// What `#[instrument_trade]` expands to. Not a public API: it changes with the macro, which is
+/// pinned to this exact version.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::instrument::{
+        CallGuard, KindOk, KindViaResult, KindViaTrait, Outcome, Site, Wrap,
+    };
+    pub use metrics;
+    pub use tracing;
+}
 
 /// The conventions: log field schema, cardinality classes, metric naming rules.
 pub use stockbot_telemetry_conventions as conventions;
