@@ -18,8 +18,17 @@ pub fn instrument_trade(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse::<syn::ItemFn>(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let mut out = e.to_compile_error();
-            out.extend(proc_macro2::TokenStream::from(item));
+            let item = proc_macro2::TokenStream::from(item);
+            let first = item.clone().into_iter().next();
+            let mut out = match first {
+                Some(token) => syn::Error::new(
+                    token.span(),
+                    "`#[instrument_trade]` applies to functions and methods",
+                )
+                .to_compile_error(),
+                None => e.to_compile_error(),
+            };
+            out.extend(item);
             return out.into();
         }
     };
