@@ -37,13 +37,13 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
     let field_names = fields.iter().map(|(k, _)| k);
     let field_values = fields.iter().map(|(_, v)| v);
     let audit = args.audit.map(|_| quote!(audit = true,));
+    let label_names: Vec<String> = labels.iter().map(ToString::to_string).collect();
     let label_values = labels.iter().map(|l| {
         let (_, expr) = fields
             .iter()
             .find(|(k, _)| k == l)
             .expect("validated: every label is a field");
-        let name = l.to_string();
-        quote!(#p::metrics::Label::new(#name, ::std::string::ToString::to_string(&(#expr))))
+        quote!(&(#expr) as &dyn ::std::fmt::Display)
     });
     let ret_ty = match &sig.output {
         ReturnType::Default => quote!(()),
@@ -75,15 +75,42 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
             }
         }
     });
+    // With no run-time labels, every metric key is built once, at compile time.
+    let keys = if labels.is_empty() {
+        let outcomes = ["ok", "error", "panic", "cancelled"];
+        let label_sets = outcomes.iter().map(|o| {
+            quote!([
+                #p::metrics::Label::from_static_parts("operation", #operation),
+                #p::metrics::Label::from_static_parts("outcome", #o),
+            ])
+        });
+        let idx = 0..outcomes.len();
+        let idx2 = idx.clone();
+        quote! {
+            static __STOCKBOT_LABELS: [[#p::metrics::Label; 2]; 4] = [#(#label_sets),*];
+            static __STOCKBOT_KEYS: #p::Keys = #p::Keys {
+                calls: [#(#p::metrics::Key::from_static_parts(#calls, &__STOCKBOT_LABELS[#idx])),*],
+                duration: [#(#p::metrics::Key::from_static_parts(#duration, &__STOCKBOT_LABELS[#idx2])),*],
+            };
+        }
+    } else {
+        quote!()
+    };
+    let keys_ref = if labels.is_empty() {
+        quote!(::std::option::Option::Some(&__STOCKBOT_KEYS))
+    } else {
+        quote!(::std::option::Option::None)
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
-            static __STOCKBOT_SITE: #p::Site = #p::Site {
-                operation: #operation,
-                calls: #calls,
-                errors: #errors,
-                duration: #duration,
-            };
+            #keys
+            static __STOCKBOT_SITE: #p::Site = #p::Site::new(
+                #operation,
+                [#calls, #errors, #duration],
+                #keys_ref,
+                &[#(#label_names),*],
+            );
             let __stockbot_span = #p::tracing::span!(
                 target: ::std::module_path!(),
                 #p::tracing::Level::#level,
@@ -97,7 +124,7 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
             let __stockbot_guard = #p::CallGuard::start(
                 &__STOCKBOT_SITE,
                 &__stockbot_span,
-                ::std::vec![#(#label_values),*],
+                &[#(#label_values),*],
             );
             let __stockbot_out #annotated = #call;
             #ret_event

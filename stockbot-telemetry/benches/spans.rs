@@ -6,64 +6,15 @@
 //!
 //! Run: `cargo bench -p stockbot-telemetry --bench spans` (add `-- --quick` for a fast pass).
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
-use stockbot_telemetry::{Config, TelemetryBuilder, TelemetryGuard};
-use tracing::{Dispatch, info_span};
-use tracing_subscriber::layer::SubscriberExt;
+use opentelemetry_sdk::trace::Sampler;
+use tracing::info_span;
 
-const BURST: u64 = 256;
+mod support;
 
-#[derive(Debug)]
-struct NullExporter;
-
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
-
-struct NullReporter;
-
-impl fastrace::collector::Reporter for NullReporter {
-    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
-        black_box(spans);
-    }
-}
-
-fn ours(sampler: &str) -> (Dispatch, TelemetryGuard) {
-    let mut c = Config::for_service("bench");
-    c.service.host_name = Some("bench-host".into());
-    c.log.stdout = false;
-    c.log.file.enabled = false;
-    c.metrics.enabled = false;
-    c.traces.file.enabled = false;
-    c.traces.sampler = sampler.into();
-    c.traces.queue_capacity = 1 << 16;
-    c.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new("bench-key-0123456789"));
-    TelemetryBuilder::new(c)
-        .with_writer("sink", std::io::sink())
-        .with_span_writer("sink", std::io::sink())
-        .build_dispatch()
-        .unwrap()
-}
-
-fn otel(sampler: Sampler) -> (Dispatch, SdkTracerProvider) {
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(sampler)
-        .with_batch_exporter(NullExporter)
-        .build();
-    let tracer = provider.tracer("bench");
-    let subscriber =
-        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
-    (Dispatch::new(subscriber), provider)
-}
+use support::{BURST, NullReporter, otel, ours, paced};
 
 fn one_span() {
     let span = info_span!("route_order", venue = "XNAS");
@@ -75,24 +26,6 @@ fn root_and_child() {
     let _r = root.enter();
     let child = info_span!("risk_check");
     let _c = child.enter();
-}
-
-fn paced(d: &Dispatch, iters: u64, f: fn(), settle: &dyn Fn()) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = BURST.min(iters - done);
-        total += tracing::dispatcher::with_default(d, || {
-            let start = Instant::now();
-            for _ in 0..n {
-                f();
-            }
-            start.elapsed()
-        });
-        done += n;
-        settle();
-    }
-    total
 }
 
 fn lifecycle(c: &mut Criterion) {

@@ -26,7 +26,39 @@ pub trait TradeErrorKind {
     fn error_kind(&self) -> &'static str;
 }
 
-/// Metric names and the operation of one instrumented function (a `static` in the expansion).
+/// The outcomes, in the order of [`Keys`]' arrays.
+pub const OUTCOMES: [&str; 4] = ["ok", "error", "panic", "cancelled"];
+
+/// The metric keys of one label set, built once: per call there is no label vector, no key
+/// allocation and no hashing of label strings.
+#[derive(Debug)]
+pub struct Keys {
+    /// `<metric>_calls_total{operation, <labels>, outcome}`, by [`OUTCOMES`] index.
+    pub calls: [metrics::Key; 4],
+    /// `<metric>_duration_seconds{operation, <labels>, outcome}`, by [`OUTCOMES`] index.
+    pub duration: [metrics::Key; 4],
+}
+
+/// A run-time label set of a site (the values, as formatted) and its keys.
+#[derive(Debug)]
+struct LabelSet {
+    values: Box<str>,
+    keys: Keys,
+    /// `operation` and the run-time labels, for the error counter's key.
+    base: Vec<metrics::Label>,
+}
+
+/// Label sets cached per site; beyond this, new sets are built per call (still correct; the
+/// registry's series cap bounds the series).
+const MAX_LABEL_SETS: usize = 256;
+
+static METADATA: metrics::Metadata<'static> = metrics::Metadata::new(
+    "stockbot_telemetry::instrument",
+    metrics::Level::INFO,
+    Some("stockbot_telemetry::instrument"),
+);
+
+/// One instrumented function (a `static` in the expansion).
 #[derive(Debug)]
 pub struct Site {
     /// The `operation` label and span field.
@@ -37,6 +69,135 @@ pub struct Site {
     pub errors: &'static str,
     /// `<metric>_duration_seconds{operation, outcome, ...}`.
     pub duration: &'static str,
+    /// The keys, when the site has no run-time labels (built at compile time).
+    pub keys: Option<&'static Keys>,
+    /// Names of the run-time labels, in the order of the values given to
+    /// [`CallGuard::start`].
+    pub label_names: &'static [&'static str],
+    /// Label sets seen, with their keys.
+    #[doc(hidden)]
+    pub cache: std::sync::RwLock<Vec<std::sync::Arc<LabelSetHandle>>>,
+}
+
+/// An opaque cached label set.
+#[derive(Debug)]
+pub struct LabelSetHandle(LabelSet);
+
+impl Site {
+    /// A site; `keys` when it has no run-time labels.
+    pub const fn new(
+        operation: &'static str,
+        names: [&'static str; 3],
+        keys: Option<&'static Keys>,
+        label_names: &'static [&'static str],
+    ) -> Self {
+        Site {
+            operation,
+            calls: names[0],
+            errors: names[1],
+            duration: names[2],
+            keys,
+            label_names,
+            cache: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The cached label set of `values`, built and cached on first use. The values are
+    /// formatted on the stack (no allocation) unless they are long.
+    fn label_set(
+        &'static self,
+        values: &[&dyn std::fmt::Display],
+    ) -> std::sync::Arc<LabelSetHandle> {
+        let mut buf = StackText::default();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                let _ = std::fmt::Write::write_char(&mut buf, '\u{1f}');
+            }
+            let _ = std::fmt::Write::write_fmt(&mut buf, format_args!("{v}"));
+        }
+        let text = buf.as_str();
+        if let Some(found) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|s| *s.0.values == *text)
+        {
+            return std::sync::Arc::clone(found);
+        }
+        let shared: Vec<std::sync::Arc<str>> =
+            text.split('\u{1f}').map(std::sync::Arc::from).collect();
+        let mut base = Vec::with_capacity(self.label_names.len() + 1);
+        base.push(metrics::Label::from_static_parts(
+            "operation",
+            self.operation,
+        ));
+        for (name, value) in self.label_names.iter().zip(shared) {
+            base.push(metrics::Label::new(*name, value));
+        }
+        let key = |name: &'static str, outcome: &'static str| {
+            let mut labels = base.clone();
+            labels.push(metrics::Label::from_static_parts("outcome", outcome));
+            metrics::Key::from_parts(name, labels)
+        };
+        let set = std::sync::Arc::new(LabelSetHandle(LabelSet {
+            keys: Keys {
+                calls: OUTCOMES.map(|o| key(self.calls, o)),
+                duration: OUTCOMES.map(|o| key(self.duration, o)),
+            },
+            values: text.into(),
+            base,
+        }));
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() < MAX_LABEL_SETS {
+            cache.push(std::sync::Arc::clone(&set));
+        }
+        set
+    }
+}
+
+/// Text formatted on the stack, spilling to the heap past 128 bytes.
+struct StackText {
+    bytes: [u8; 128],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            bytes: [0; 128],
+            len: 0,
+            heap: None,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(s) => s,
+            // Only whole `str`s are copied in, so this never fails.
+            None => std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if let Some(heap) = &mut self.heap {
+            heap.push_str(s);
+        } else if self.len + s.len() <= self.bytes.len() {
+            self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut heap = String::with_capacity(self.len + s.len() + 64);
+            heap.push_str(self.as_str());
+            heap.push_str(s);
+            self.heap = Some(heap);
+        }
+        Ok(())
+    }
 }
 
 /// How a call ended: `"ok"`, `"error"`, `"panic"` or `"cancelled"`, and the error's class.
@@ -45,21 +206,27 @@ pub type Outcome = (&'static str, Option<&'static str>);
 /// Records one call's outcome when finished, or — dropped unfinished — `panic` while the
 /// thread unwinds and `cancelled` otherwise (a future dropped before completion).
 #[derive(Debug)]
-pub struct CallGuard {
+pub struct CallGuard<'a> {
     site: &'static Site,
-    labels: Vec<metrics::Label>,
-    span: tracing::Span,
+    labels: Option<std::sync::Arc<LabelSetHandle>>,
+    span: &'a tracing::Span,
     start: Instant,
     done: bool,
 }
 
-impl CallGuard {
-    /// Starts timing a call of `site` inside `span`, with its low-cardinality labels.
-    pub fn start(site: &'static Site, span: &tracing::Span, labels: Vec<metrics::Label>) -> Self {
+impl<'a> CallGuard<'a> {
+    /// Starts timing a call of `site` inside `span`, with the values of its run-time labels
+    /// (in the order of `site.label_names`).
+    pub fn start(
+        site: &'static Site,
+        span: &'a tracing::Span,
+        values: &[&dyn std::fmt::Display],
+    ) -> Self {
+        let labels = (site.keys.is_none()).then(|| site.label_set(values));
         CallGuard {
             site,
             labels,
-            span: span.clone(),
+            span,
             start: Instant::now(),
             done: false,
         }
@@ -74,30 +241,37 @@ impl CallGuard {
     fn record(&mut self, (outcome, kind): Outcome) {
         let elapsed = self.start.elapsed().as_secs_f64();
         let site = self.site;
-        let mut labels = Vec::with_capacity(self.labels.len() + 2);
-        labels.push(metrics::Label::from_static_parts(
-            "operation",
-            site.operation,
-        ));
-        labels.extend(self.labels.iter().cloned());
-        let base = labels.len();
-        labels.push(metrics::Label::from_static_parts("outcome", outcome));
-        metrics::counter!(site.calls, labels.iter()).increment(1);
-        // Inside the span, so a sampled call's duration carries an exemplar.
-        self.span.in_scope(|| {
-            metrics::histogram!(site.duration, labels.iter()).record(elapsed);
+        let set = self.labels.as_deref().map(|s| &s.0);
+        let Some(keys) = site.keys.or(set.map(|s| &s.keys)) else {
+            return;
+        };
+        let i = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(1);
+        metrics::with_recorder(|r| {
+            r.register_counter(&keys.calls[i], &METADATA).increment(1);
+            // Inside the span, so a sampled call's duration carries an exemplar.
+            self.span.in_scope(|| {
+                r.register_histogram(&keys.duration[i], &METADATA)
+                    .record(elapsed);
+            });
         });
         if outcome == "ok" {
             return;
         }
         let kind = kind.unwrap_or(outcome);
-        labels.truncate(base);
+        let mut labels = match set {
+            Some(s) => s.base.clone(),
+            None => vec![metrics::Label::from_static_parts(
+                "operation",
+                site.operation,
+            )],
+        };
         labels.push(metrics::Label::from_static_parts("error_kind", kind));
-        metrics::counter!(site.errors, labels.iter()).increment(1);
+        let errors = metrics::Key::from_parts(site.errors, labels);
+        metrics::with_recorder(|r| r.register_counter(&errors, &METADATA).increment(1));
         self.span.record("otel.status_code", "ERROR");
         self.span.record("error.kind", kind);
         tracing::error!(
-            parent: &self.span,
+            parent: self.span,
             operation = site.operation,
             error.kind = kind,
             outcome,
@@ -108,7 +282,7 @@ impl CallGuard {
     }
 }
 
-impl Drop for CallGuard {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
             let outcome = if std::thread::panicking() {
@@ -177,6 +351,44 @@ mod tests {
         fn error_kind(&self) -> &'static str {
             "timeout"
         }
+    }
+
+    #[test]
+    fn long_values_and_more_label_sets_than_cached_are_all_recorded() {
+        static SITE: Site = Site::new(
+            "op",
+            ["t_calls_total", "t_errors_total", "t_duration_seconds"],
+            None,
+            &["venue"],
+        );
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let span = tracing::Span::none();
+            for i in 0..300 {
+                let venue = format!("{}{i}", "x".repeat(if i == 0 { 200 } else { 1 }));
+                CallGuard::start(&SITE, &span, &[&venue]).finish(("ok", None));
+            }
+            let again = "x1".to_owned();
+            CallGuard::start(&SITE, &span, &[&again]).finish(("error", Some("timeout")));
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        let calls: Vec<_> = snapshot
+            .iter()
+            .filter(|(k, ..)| k.key().name() == "t_calls_total")
+            .collect();
+        assert_eq!(calls.len(), 301, "300 ok series and one error series");
+        assert!(calls.iter().any(|(k, ..)| {
+            k.key()
+                .labels()
+                .any(|l| l.key() == "venue" && l.value().len() == 201)
+        }));
+        assert!(snapshot.iter().any(|(k, ..)| {
+            k.key().name() == "t_errors_total"
+                && k.key().labels().any(|l| l.value() == "timeout")
+                && k.key().labels().any(|l| l.value() == "x1")
+        }));
+        assert_eq!(SITE.cache.read().unwrap().len(), MAX_LABEL_SETS);
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub use stockbot_telemetry_macros::instrument_trade;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::instrument::{
-        CallGuard, KindOk, KindViaResult, KindViaTrait, Outcome, Site, Wrap,
+        CallGuard, Keys, KindOk, KindViaResult, KindViaTrait, OUTCOMES, Outcome, Site, Wrap,
     };
     pub use metrics;
     pub use tracing;

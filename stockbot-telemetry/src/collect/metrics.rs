@@ -40,7 +40,51 @@ impl Hasher for PassThrough {
     }
 }
 
-type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<PassThrough>>;
+/// The series of one registry shard, by key. `metrics::Key`'s own equality ignores label order
+/// by sorting both label lists on every comparison, which costs more than the rest of a lookup
+/// once a key has three labels; here keys are bucketed by their (order-independent) hash and
+/// compared label by label in order first — the common case, since a call site always builds
+/// its labels in the same order — falling back to `Key`'s equality only when that fails.
+#[derive(Debug, Default)]
+struct SeriesMap {
+    buckets: HashMap<u64, Bucket, BuildHasherDefault<PassThrough>>,
+}
+
+/// The series sharing one key hash (almost always one).
+type Bucket = smallvec::SmallVec<[(Key, Arc<Series>); 1]>;
+
+fn same_key(a: &Key, b: &Key) -> bool {
+    a.get_hash() == b.get_hash() && a.name() == b.name() && (a.labels().eq(b.labels()) || a == b)
+}
+
+impl SeriesMap {
+    fn get(&self, key: &Key) -> Option<&Arc<Series>> {
+        self.buckets
+            .get(&key.get_hash())?
+            .iter()
+            .find(|(k, _)| same_key(k, key))
+            .map(|(_, s)| s)
+    }
+
+    fn insert(&mut self, key: Key, series: Arc<Series>) {
+        let bucket = self.buckets.entry(key.get_hash()).or_default();
+        match bucket.iter_mut().find(|(k, _)| same_key(k, &key)) {
+            Some(slot) => slot.1 = series,
+            None => bucket.push((key, series)),
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Series>> {
+        self.buckets.values().flat_map(|b| b.iter().map(|(_, s)| s))
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Arc<Series>) -> bool) {
+        self.buckets.retain(|_, bucket| {
+            bucket.retain(|(_, s)| keep(s));
+            !bucket.is_empty()
+        });
+    }
+}
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -297,7 +341,7 @@ pub(crate) struct MetricsSelfStats {
 #[derive(Debug)]
 pub(crate) struct MetricsRegistry {
     pub(crate) settings: RegistrySettings,
-    shards: Vec<RwLock<KeyMap<Arc<Series>>>>,
+    shards: Vec<RwLock<SeriesMap>>,
     families: RwLock<HashMap<String, Arc<Family>>>,
     descriptions: RwLock<HashMap<String, (Option<Unit>, String)>>,
     rejected_names: Mutex<HashSet<String>>,
@@ -315,7 +359,7 @@ impl MetricsRegistry {
         MetricsRegistry {
             settings,
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(KeyMap::default()))
+                .map(|_| RwLock::new(SeriesMap::default()))
                 .collect(),
             families: RwLock::new(HashMap::new()),
             descriptions: RwLock::new(HashMap::new()),
@@ -324,7 +368,7 @@ impl MetricsRegistry {
         }
     }
 
-    fn shard(&self, key: &Key) -> &RwLock<KeyMap<Arc<Series>>> {
+    fn shard(&self, key: &Key) -> &RwLock<SeriesMap> {
         &self.shards[(key.get_hash() as usize) % SHARDS]
     }
 
@@ -663,7 +707,7 @@ impl MetricsRegistry {
         let mut removed = 0;
         for shard in &self.shards {
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-            shard.retain(|_, s| {
+            shard.retain(|s| {
                 if matches!(s.cell, Cell::Gauge(_)) {
                     return true;
                 }
