@@ -51,28 +51,49 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
     };
     let opaque = ret_ty.to_string().contains("impl ");
     let annotated = (!opaque).then(|| quote!(: #ret_ty));
+    // With `err`, the error's `Display` goes into the error record.
+    let message = match args.err {
+        Some(_) => quote! {
+            match &__stockbot_out {
+                ::std::result::Result::Err(__stockbot_e) => ::std::option::Option::Some(__stockbot_e as &dyn ::std::fmt::Display),
+                ::std::result::Result::Ok(_) => ::std::option::Option::None,
+            }
+        },
+        None => quote!(::std::option::Option::None),
+    };
     let call = if sig.asyncness.is_some() {
         quote! {
             #p::tracing::Instrument::instrument(async move #block, ::std::clone::Clone::clone(&__stockbot_span)).await
         }
     } else {
         let closure_ret = (!opaque).then(|| quote!(-> #ret_ty));
+        // The outcome is recorded while the span is still entered.
         quote! {{
             let __stockbot_entered = __stockbot_span.enter();
             #[allow(clippy::redundant_closure_call)]
-            (move || #closure_ret #block)()
+            let __stockbot_out #annotated = (move || #closure_ret #block)();
+            #[allow(clippy::needless_borrow)]
+            {
+                #[allow(unused_imports)]
+                use #p::{KindOk as _, KindViaResult as _, KindViaTrait as _};
+                __stockbot_guard.finish_entered((&&&#p::Wrap(&__stockbot_out)).__stockbot_outcome(), #message);
+            }
+            __stockbot_out
         }}
     };
+    let finish_after = sig.asyncness.is_some().then(|| {
+        quote! {
+            #[allow(clippy::needless_borrow)]
+            {
+                #[allow(unused_imports)]
+                use #p::{KindOk as _, KindViaResult as _, KindViaTrait as _};
+                __stockbot_guard.finish((&&&#p::Wrap(&__stockbot_out)).__stockbot_outcome(), #message);
+            }
+        }
+    });
     let ret_event = args.ret.map(|_| {
         quote! {
             #p::tracing::event!(parent: &__stockbot_span, #p::tracing::Level::#level, r#return = ?&__stockbot_out);
-        }
-    });
-    let err_event = args.err.map(|_| {
-        quote! {
-            if let ::std::result::Result::Err(__stockbot_e) = &__stockbot_out {
-                #p::tracing::event!(parent: &__stockbot_span, #p::tracing::Level::ERROR, error.message = %__stockbot_e, "{}", __stockbot_e);
-            }
         }
     });
     // With no run-time labels, every metric key is built once, at compile time.
@@ -118,7 +139,6 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
                 operation = #operation,
                 #(#field_names = #p::tracing::field::display(&(#field_values)),)*
                 #audit
-                otel.status_code = #p::tracing::field::Empty,
                 error.kind = #p::tracing::field::Empty,
             );
             let __stockbot_guard = #p::CallGuard::start(
@@ -128,13 +148,7 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
             );
             let __stockbot_out #annotated = #call;
             #ret_event
-            #err_event
-            #[allow(clippy::needless_borrow)]
-            {
-                #[allow(unused_imports)]
-                use #p::{KindOk as _, KindViaResult as _, KindViaTrait as _};
-                __stockbot_guard.finish((&&&#p::Wrap(&__stockbot_out)).__stockbot_outcome());
-            }
+            #finish_after
             __stockbot_out
         }
     }

@@ -133,8 +133,10 @@ fn ok_and_error_outcomes_give_span_metrics_and_error_record() {
         .assert_one();
     assert_eq!(failed.attribute("error.kind"), Some("timeout"));
     assert!(
-        failed.event("venue timed out").is_some(),
-        "`err` records the message"
+        failed
+            .event("submit_order failed: venue timed out")
+            .is_some(),
+        "`err` puts the message in the one error record: {failed:?}"
     );
 
     let m = capture.metrics();
@@ -177,8 +179,12 @@ fn ok_and_error_outcomes_give_span_metrics_and_error_record() {
     let logs = capture.logs();
     logs.level("ERROR")
         .field("error.kind", "rejected")
+        .field("error.message", "rejected: price band")
+        .field("event.outcome", "failure")
         .field("order.cl_ord_id", "C-3")
         .assert_one();
+    logs.level("ERROR").assert_count(2);
+    capture.assert_schema_valid();
 }
 
 #[test]
@@ -284,5 +290,13 @@ fn a_panic_is_recorded_and_reraised_and_a_dropped_future_is_cancelled() {
         .spans()
         .named("explode")
         .attribute("error.kind", "panic")
+        .error(true)
         .assert_one();
+    capture
+        .logs()
+        .level("ERROR")
+        .field("error.kind", "cancelled")
+        .field("operation", "slow_ack")
+        .assert_one();
+    capture.assert_schema_valid();
 }

@@ -233,12 +233,26 @@ impl<'a> CallGuard<'a> {
     }
 
     /// Records the outcome of a call that returned.
-    pub fn finish(mut self, outcome: Outcome) {
+    ///
+    /// `message` (with the `err` option: the error's `Display`) goes into the error record.
+    pub fn finish(mut self, outcome: Outcome, message: Option<&dyn std::fmt::Display>) {
         self.done = true;
-        self.record(outcome);
+        self.record(outcome, false, message);
     }
 
-    fn record(&mut self, (outcome, kind): Outcome) {
+    /// As [`CallGuard::finish`], called while the span is entered (saves entering it again to
+    /// give the duration its exemplar).
+    pub fn finish_entered(mut self, outcome: Outcome, message: Option<&dyn std::fmt::Display>) {
+        self.done = true;
+        self.record(outcome, true, message);
+    }
+
+    fn record(
+        &mut self,
+        (outcome, kind): Outcome,
+        entered: bool,
+        message: Option<&dyn std::fmt::Display>,
+    ) {
         let elapsed = self.start.elapsed().as_secs_f64();
         let site = self.site;
         let set = self.labels.as_deref().map(|s| &s.0);
@@ -249,10 +263,15 @@ impl<'a> CallGuard<'a> {
         metrics::with_recorder(|r| {
             r.register_counter(&keys.calls[i], &METADATA).increment(1);
             // Inside the span, so a sampled call's duration carries an exemplar.
-            self.span.in_scope(|| {
+            let histogram = || {
                 r.register_histogram(&keys.duration[i], &METADATA)
                     .record(elapsed);
-            });
+            };
+            if entered {
+                histogram();
+            } else {
+                self.span.in_scope(histogram);
+            }
         });
         if outcome == "ok" {
             return;
@@ -268,17 +287,29 @@ impl<'a> CallGuard<'a> {
         labels.push(metrics::Label::from_static_parts("error_kind", kind));
         let errors = metrics::Key::from_parts(site.errors, labels);
         metrics::with_recorder(|r| r.register_counter(&errors, &METADATA).increment(1));
-        self.span.record("otel.status_code", "ERROR");
+        // `error.kind` also gives the span its error status.
         self.span.record("error.kind", kind);
-        tracing::error!(
-            parent: self.span,
-            operation = site.operation,
-            error.kind = kind,
-            outcome,
-            "{} failed: {}",
-            site.operation,
-            kind
-        );
+        match message {
+            Some(message) => tracing::error!(
+                parent: self.span,
+                operation = site.operation,
+                error.kind = kind,
+                error.message = %message,
+                outcome = "failure",
+                "{} failed: {}",
+                site.operation,
+                message
+            ),
+            None => tracing::error!(
+                parent: self.span,
+                operation = site.operation,
+                error.kind = kind,
+                outcome = "failure",
+                "{} failed: {}",
+                site.operation,
+                kind
+            ),
+        }
     }
 }
 
@@ -290,7 +321,7 @@ impl Drop for CallGuard<'_> {
             } else {
                 "cancelled"
             };
-            self.record((outcome, None));
+            self.record((outcome, None), false, None);
         }
     }
 }
@@ -367,10 +398,10 @@ mod tests {
             let span = tracing::Span::none();
             for i in 0..300 {
                 let venue = format!("{}{i}", "x".repeat(if i == 0 { 200 } else { 1 }));
-                CallGuard::start(&SITE, &span, &[&venue]).finish(("ok", None));
+                CallGuard::start(&SITE, &span, &[&venue]).finish(("ok", None), None);
             }
             let again = "x1".to_owned();
-            CallGuard::start(&SITE, &span, &[&again]).finish(("error", Some("timeout")));
+            CallGuard::start(&SITE, &span, &[&again]).finish(("error", Some("timeout")), None);
         });
         let snapshot = snapshotter.snapshot().into_vec();
         let calls: Vec<_> = snapshot

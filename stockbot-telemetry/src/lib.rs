@@ -203,10 +203,11 @@ pub use instrument::TradeErrorKind;
 ///   `"error"` when the type does not implement it), `panic` when the function panics (the
 ///   panic goes on; under `panic = "abort"` nothing can be recorded) and `cancelled` when a
 ///   future is dropped before it completes. `Option` and plain values are `ok`;
-/// * on failure the span gets `otel.status_code = "ERROR"` and `error.kind`, and an `ERROR`
-///   log record is written inside it; with `err` the error's `Display` goes into the record as
-///   `error.message` (off by default: error texts may carry client data); with `ret` the
-///   return value's `Debug` is logged;
+/// * on failure the span gets `error.kind` (and so the error status), and one `ERROR` log
+///   record is written inside it (logger `stockbot_telemetry::instrument`, with `operation`,
+///   `error.kind` and `event.outcome = "failure"`); with `err` the error's `Display` goes into
+///   that record as `error.message` (off by default: error texts may carry client data); with
+///   `ret` the return value's `Debug` is logged;
 /// * `audit` marks the span audit-class (never sampled away).
 ///
 /// Checked at compile time, with errors on your tokens: attribute keys must be trading

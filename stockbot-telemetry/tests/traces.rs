@@ -494,3 +494,47 @@ fn thousands_of_attributes_events_and_links_are_bounded_and_counted() {
     let stats = s.guard.span_stats().unwrap();
     assert_eq!(stats.truncated, 3 + 4990 + 3, "{stats:?}");
 }
+
+#[stockbot_telemetry::instrument_trade(operation = "ack_order")]
+fn ack_order(venue: &str) -> Result<(), String> {
+    let _ = venue;
+    Ok(())
+}
+
+#[stockbot_telemetry::instrument_trade(operation = "heartbeat")]
+fn heartbeat() {}
+
+#[test]
+fn instrument_trade_durations_carry_exemplars_of_their_own_span() {
+    let spans = Buffer::default();
+    let (dispatch, guard) = TelemetryBuilder::new(config())
+        .with_writer("mem", std::io::sink())
+        .with_span_writer("mem", spans.clone())
+        .build_dispatch()
+        .unwrap();
+    let recorder = guard.metrics_recorder().unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        metrics::with_local_recorder(&recorder, || {
+            ack_order("XNAS").unwrap();
+            heartbeat();
+        });
+    });
+    let om = guard.render_openmetrics().unwrap();
+    assert!(guard.flush(Duration::from_secs(10)));
+    let (finished, _) = analysis::read_json_lines(&spans.text());
+    for (operation, label) in [("ack_order", r#"venue="XNAS""#), ("heartbeat", "")] {
+        let span = finished.iter().find(|s| s.name == operation).unwrap();
+        let exemplar = format!(
+            r#"# {{trace_id="{:032x}",span_id="{:016x}"}}"#,
+            span.trace_id, span.span_id
+        );
+        assert!(
+            om.lines()
+                .any(|l| l.starts_with("stockbot_trade_duration_seconds_bucket{")
+                    && l.contains(&format!(r#"operation="{operation}""#))
+                    && l.contains(label)
+                    && l.contains(&exemplar)),
+            "no exemplar {exemplar} for {operation} in\n{om}"
+        );
+    }
+}

@@ -273,9 +273,11 @@ impl SpanContext {
         if name == "audit" && *value == OwnedValue::Bool(true) {
             self.audit = true;
         }
-        let is_error = matches!(name, "error" | "error.message" | "exception.message")
-            || (name == "otel.status_code"
-                && matches!(value, OwnedValue::Str(s) if s.eq_ignore_ascii_case("error")));
+        let is_error = matches!(
+            name,
+            "error" | "error.message" | "error.kind" | "exception.message"
+        ) || (name == "otel.status_code"
+            && matches!(value, OwnedValue::Str(s) if s.eq_ignore_ascii_case("error")));
         if is_error {
             self.error.store(true, std::sync::atomic::Ordering::Relaxed);
         }
