@@ -15,8 +15,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,6 +24,8 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
+
+use crate::http_server::{HttpServer, Request, Response};
 
 /// The OTLP protobuf types (`opentelemetry-proto`), to decode and inspect what arrived.
 pub use opentelemetry_proto as proto;
@@ -139,8 +140,16 @@ struct State {
 pub struct FakeOtlpReceiver {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: Server,
+}
+
+enum Server {
+    /// Held for its `Drop`, which stops it.
+    Http(#[allow(dead_code, reason = "stops the server when dropped")] HttpServer),
+    Grpc {
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    },
 }
 
 impl std::fmt::Debug for FakeOtlpReceiver {
@@ -151,91 +160,37 @@ impl std::fmt::Debug for FakeOtlpReceiver {
     }
 }
 
-fn handle(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-            }
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        if len > MAX_BODY {
-            stream.write_all(
-                b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            )?;
-            return Ok(());
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body)?;
-        let gzip = headers
-            .iter()
-            .any(|(k, v)| k == "content-encoding" && v.eq_ignore_ascii_case("gzip"));
-        if gzip {
-            let mut plain = Vec::new();
-            let decoded = flate2::read::GzDecoder::new(body.as_slice())
-                .take(MAX_BODY as u64)
-                .read_to_end(&mut plain);
-            if decoded.is_err() {
-                stream.write_all(
-                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )?;
-                return Ok(());
-            }
-            body = plain;
-        }
-        let reply = state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .script
-            .pop_front()
-            .unwrap_or_else(Reply::ok);
-        std::thread::sleep(reply.delay);
-        let answered = if reply.close { 0 } else { reply.status };
-        state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .received
-            .push(Received {
-                path,
-                headers,
-                body,
-                gzip,
-                answered,
-                at: std::time::Instant::now(),
-            });
-        if reply.close {
-            return Ok(());
-        }
-        let mut head = format!(
-            "HTTP/1.1 {} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n",
-            reply.status,
-            reply.body.len()
-        );
-        if let Some(s) = reply.retry_after {
-            head.push_str(&format!("retry-after: {s}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&reply.body)?;
+/// The HTTP receiver's answer to one request: the next scripted reply, recorded.
+fn answer(request: Request, state: &Mutex<State>) -> Response {
+    let reply = state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .script
+        .pop_front()
+        .unwrap_or_else(Reply::ok);
+    let answered = if reply.close { 0 } else { reply.status };
+    let mut response = Response::new(reply.status, "application/x-protobuf", reply.body);
+    response.delay = reply.delay;
+    response.close = reply.close;
+    if let Some(s) = reply.retry_after {
+        response.headers.push(("retry-after".into(), s.to_string()));
     }
+    // Recorded when the answer is due (after the scripted delay), as a real receiver would.
+    std::thread::sleep(reply.delay);
+    response.delay = Duration::ZERO;
+    state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .received
+        .push(Received {
+            path: request.path,
+            headers: request.headers,
+            body: request.body,
+            gzip: request.gzip,
+            answered,
+            at: std::time::Instant::now(),
+        });
+    response
 }
 
 impl FakeOtlpReceiver {
@@ -244,33 +199,17 @@ impl FakeOtlpReceiver {
     /// # Errors
     /// If no loopback port can be bound.
     pub fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (Arc::clone(&state), Arc::clone(&stop));
-        let thread = std::thread::Builder::new()
-            .name("fake-otlp".into())
-            .spawn(move || {
-                while !sp.load(Ordering::Acquire) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
-                            let st = Arc::clone(&st);
-                            std::thread::spawn(move || {
-                                let _ = handle(stream, &st);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })?;
+        let st = Arc::clone(&state);
+        let server = HttpServer::start(
+            "fake-otlp",
+            MAX_BODY,
+            Arc::new(move |request| answer(request, &st)),
+        )?;
         Ok(FakeOtlpReceiver {
-            addr,
+            addr: server.addr,
             state,
-            stop,
-            thread: Some(thread),
+            server: Server::Http(server),
         })
     }
 
@@ -297,8 +236,10 @@ impl FakeOtlpReceiver {
         Ok(FakeOtlpReceiver {
             addr,
             state,
-            stop,
-            thread: Some(thread),
+            server: Server::Grpc {
+                stop,
+                thread: Some(thread),
+            },
         })
     }
 
@@ -376,9 +317,11 @@ impl FakeOtlpReceiver {
 
 impl Drop for FakeOtlpReceiver {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Server::Grpc { stop, thread } = &mut self.server {
+            stop.store(true, Ordering::Release);
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }

@@ -184,6 +184,31 @@ impl TelemetryBuilder {
         for (name, writer) in writers {
             sinks.push(SinkSlot::new(name, Box::new(WriterSink::new(writer))));
         }
+        if let Some(es) = &config.log.elasticsearch {
+            use crate::export::sink::elasticsearch::{ElasticsearchSettings, ElasticsearchSink};
+            let settings = ElasticsearchSettings {
+                url: es.url.clone(),
+                data_stream: es.data_stream.clone().unwrap_or_else(|| {
+                    format!("logs-{}-default", config.service.name.to_ascii_lowercase())
+                }),
+                auth: es.auth.clone(),
+                max_bulk_bytes: es.max_bulk_bytes,
+                timeout: es.timeout,
+                gzip: es.gzip,
+                dead_letter: es.dead_letter.clone().unwrap_or_else(|| {
+                    config
+                        .log
+                        .file
+                        .directory
+                        .join(format!("{}-dead-letter.log", config.file_prefix()))
+                }),
+                dead_letter_max_bytes: es.dead_letter_max_bytes,
+            };
+            sinks.push(SinkSlot::new(
+                "elasticsearch",
+                Box::new(ElasticsearchSink::new(settings)),
+            ));
+        }
         if sinks.is_empty() {
             return Err(Error::invalid(
                 "log.stdout",

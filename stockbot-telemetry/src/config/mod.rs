@@ -410,6 +410,100 @@ pub struct LogConfig {
     pub sampling: Vec<SamplingRule>,
     /// The service's own schema fields, added to the built-in table.
     pub fields: Vec<CustomField>,
+    /// Ship records straight to Elasticsearch (`_bulk` into a data stream). Off by default.
+    pub elasticsearch: Option<ElasticsearchConfig>,
+}
+
+/// Direct shipping to Elasticsearch with the `_bulk` API: `create` actions into a data stream,
+/// our own `_id` per record so a retried request never duplicates a record.
+///
+/// Batches are the log pipeline's (`pipeline.batch_max_records`, `pipeline.batch_max_bytes`,
+/// `pipeline.flush_interval`), split further so no request exceeds `max_bulk_bytes`. Items
+/// refused with 429 or 5xx are re-sent (never the whole batch) with the shared backoff policy
+/// and `Retry-After`; 409 (already stored) counts as success; other 4xx items go to the
+/// dead-letter file and the `rejected` drop counter; a 413 splits the request; a single record
+/// larger than `max_bulk_bytes` is dropped and counted (`oversize`).
+///
+/// ```toml
+/// [log.elasticsearch]
+/// url = "http://127.0.0.1:9200"
+/// data_stream = "logs-order-router-default"
+/// auth = { api_key = "base64-id:key" }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchConfig {
+    /// `http://host:port` of the cluster (or of a coordinating node / load balancer).
+    pub url: String,
+    /// Target data stream. Default `logs-<service.name>-default`; it must match an index
+    /// template with `data_stream` enabled (Elasticsearch's built-in `logs-*-*` does).
+    #[serde(default)]
+    pub data_stream: Option<String>,
+    /// Credentials (kept as secrets).
+    #[serde(default)]
+    pub auth: Option<ElasticsearchAuth>,
+    /// Largest `_bulk` request body. Default 5 MiB, at most 10 MiB.
+    #[serde(default = "ElasticsearchConfig::default_max_bulk_bytes")]
+    pub max_bulk_bytes: usize,
+    /// Timeout of one request. Default 10 s. A batch's retries stop after twice this.
+    #[serde(
+        default = "ElasticsearchConfig::default_timeout",
+        with = "humantime_serde"
+    )]
+    pub timeout: Duration,
+    /// gzip request bodies. Default off.
+    #[serde(default)]
+    pub gzip: bool,
+    /// Where refused records go (JSON lines: status, error, the record as sent). Default
+    /// `<log.file.directory>/<service>-dead-letter.log`.
+    #[serde(default)]
+    pub dead_letter: Option<PathBuf>,
+    /// Largest dead-letter file; past it refused records are only counted. Default 64 MiB.
+    #[serde(default = "ElasticsearchConfig::default_dead_letter_max_bytes")]
+    pub dead_letter_max_bytes: u64,
+}
+
+impl ElasticsearchConfig {
+    fn default_max_bulk_bytes() -> usize {
+        5 * 1024 * 1024
+    }
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    fn default_dead_letter_max_bytes() -> u64 {
+        64 * 1024 * 1024
+    }
+
+    /// Ship to `url` with the defaults.
+    pub fn new(url: impl Into<String>) -> Self {
+        ElasticsearchConfig {
+            url: url.into(),
+            data_stream: None,
+            auth: None,
+            max_bulk_bytes: Self::default_max_bulk_bytes(),
+            timeout: Self::default_timeout(),
+            gzip: false,
+            dead_letter: None,
+            dead_letter_max_bytes: Self::default_dead_letter_max_bytes(),
+        }
+    }
+}
+
+/// Elasticsearch credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ElasticsearchAuth {
+    /// `Authorization: ApiKey <value>` (the base64 `id:api_key` Elasticsearch returns).
+    ApiKey(Secret),
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
 }
 
 impl Default for LogConfig {
@@ -424,6 +518,7 @@ impl Default for LogConfig {
             redaction: RedactionConfig::default(),
             sampling: Vec::new(),
             fields: Vec::new(),
+            elasticsearch: None,
         }
     }
 }

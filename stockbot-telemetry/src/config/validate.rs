@@ -32,6 +32,9 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
             format!("must be between 64 and {MAX_FIELD_BYTES_LIMIT}"),
         ));
     }
+    if let Some(es) = &log.elasticsearch {
+        check_elasticsearch(es)?;
+    }
     if let Some(dataset) = &log.dataset {
         non_empty_text("log.dataset", dataset)?;
     }
@@ -309,6 +312,51 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         }
         positive_duration("metrics.push.interval", p.interval)?;
         positive_duration("metrics.push.timeout", p.timeout)?;
+    }
+    Ok(())
+}
+
+/// The Elasticsearch shipper's settings.
+fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Error> {
+    let rest = es.url.strip_prefix("http://");
+    if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains('@')) {
+        return Err(Error::invalid(
+            "log.elasticsearch.url",
+            &es.url,
+            "must be an http://host:port URL without credentials (put them in log.elasticsearch.auth; https is not supported yet)",
+        ));
+    }
+    if let Some(ds) = &es.data_stream {
+        let bad = ds.is_empty()
+            || ds.len() > 255
+            || ds.starts_with(['-', '_', '+', '.'])
+            || ds.chars().any(|c| {
+                c.is_ascii_uppercase() || c.is_whitespace() || "\\/*?\"<>|,#:".contains(c)
+            });
+        if bad {
+            return Err(Error::invalid(
+                "log.elasticsearch.data_stream",
+                ds,
+                "not a valid data stream name: lowercase, no spaces or \\/*?\"<>|,#:, not starting with - _ + .",
+            ));
+        }
+    }
+    if !(1024..=10 * 1024 * 1024).contains(&es.max_bulk_bytes) {
+        return Err(Error::invalid(
+            "log.elasticsearch.max_bulk_bytes",
+            es.max_bulk_bytes,
+            "must be between 1024 and 10485760 (10 MiB)",
+        ));
+    }
+    positive_duration("log.elasticsearch.timeout", es.timeout)?;
+    if let Some(crate::config::ElasticsearchAuth::Basic { username, .. }) = &es.auth
+        && (username.is_empty() || username.contains(':'))
+    {
+        return Err(Error::invalid(
+            "log.elasticsearch.auth.basic.username",
+            username,
+            "must be non-empty and contain no `:`",
+        ));
     }
     Ok(())
 }

@@ -22,8 +22,11 @@ pub(crate) enum DropReason {
     SinkBackoff,
     /// The worker panicked while handling the record (a bug; counted, never silent).
     WorkerPanic,
-    /// The receiver accepted the batch but refused these records (OTLP partial success).
+    /// The receiver refused these records (OTLP partial success; Elasticsearch 4xx items,
+    /// which also go to the dead-letter file).
     Rejected,
+    /// A single record larger than the sink's largest request.
+    Oversize,
 }
 
 impl DropReason {
@@ -34,11 +37,12 @@ impl DropReason {
         DropReason::WorkerDead,
         DropReason::KeepBufferFull,
     ];
-    pub(crate) const SINK: [DropReason; 4] = [
+    pub(crate) const SINK: [DropReason; 5] = [
         DropReason::SinkError,
         DropReason::SinkBackoff,
         DropReason::WorkerPanic,
         DropReason::Rejected,
+        DropReason::Oversize,
     ];
 
     /// Label value used in stats and metrics.
@@ -53,6 +57,7 @@ impl DropReason {
             DropReason::SinkBackoff => "sink_backoff",
             DropReason::WorkerPanic => "worker_panic",
             DropReason::Rejected => "rejected",
+            DropReason::Oversize => "oversize",
         }
     }
 
@@ -71,7 +76,8 @@ impl DropReason {
             DropReason::SinkError => 0,
             DropReason::SinkBackoff => 1,
             DropReason::WorkerPanic => 2,
-            _ => 3,
+            DropReason::Rejected => 3,
+            _ => 4,
         }
     }
 }
@@ -80,7 +86,7 @@ impl DropReason {
 pub(crate) struct SinkCounters {
     pub(crate) name: String,
     written: AtomicU64,
-    dropped: [AtomicU64; 4],
+    dropped: [AtomicU64; 5],
 }
 
 impl SinkCounters {

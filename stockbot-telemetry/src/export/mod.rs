@@ -19,3 +19,15 @@ pub(crate) mod scrape;
 pub(crate) mod sink;
 pub(crate) mod span_worker;
 pub(crate) mod worker;
+
+/// gzip at the fastest level (request bodies of the exporters).
+pub(crate) fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}

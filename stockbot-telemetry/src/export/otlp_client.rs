@@ -12,7 +12,7 @@
 //! Responses are read up to [`MAX_RESPONSE_BYTES`]; every request is bounded by the timeout.
 //! Nothing here runs on a caller's thread.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
 use prost::Message;
@@ -114,7 +114,7 @@ impl OtlpClient {
                     .post(&self.endpoint)
                     .header("Content-Type", "application/x-protobuf");
                 if self.gzip {
-                    body = gzip(&body);
+                    body = super::gzip(&body);
                     builder = builder.header("Content-Encoding", "gzip");
                 }
                 for (k, v) in &self.headers {
@@ -141,16 +141,6 @@ impl OtlpClient {
             }
         }
     }
-}
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
 }
 
 #[cfg(feature = "otlp-grpc")]

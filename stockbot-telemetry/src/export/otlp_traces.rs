@@ -172,6 +172,7 @@ impl Sink for OtlpSpanSink {
                     // Lines that could not be read back were never sent: count them too.
                     return Ok(Written {
                         rejected: rejected + malformed as u64,
+                        ..Written::default()
                     });
                 }
                 Outcome::Rejected => {

@@ -47,9 +47,17 @@ impl SinkSlot {
         match catch_unwind(AssertUnwindSafe(|| sink.write_batch(bytes))) {
             Ok(Ok(written)) => {
                 let rejected = written.rejected.min(n);
-                counters.written(n - rejected);
+                let failed = written.failed.min(n - rejected);
+                let oversize = written.oversize.min(n - rejected - failed);
+                counters.written(n - rejected - failed - oversize);
                 counters.dropped(DropReason::Rejected, rejected);
-                self.backoff.succeeded();
+                counters.dropped(DropReason::SinkError, failed);
+                counters.dropped(DropReason::Oversize, oversize);
+                if failed == n && n > 0 {
+                    self.backoff.failed(now, None);
+                } else {
+                    self.backoff.succeeded();
+                }
             }
             Ok(Err(_)) => {
                 counters.dropped(DropReason::SinkError, n);

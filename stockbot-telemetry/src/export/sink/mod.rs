@@ -1,6 +1,7 @@
 //! Where encoded batches go. Sinks are internal: stdout, the rolling file, and writers handed
 //! to the builder (tests, custom agents).
 
+pub(crate) mod elasticsearch;
 pub(crate) mod file;
 
 use std::io::{self, Write};
@@ -8,8 +9,13 @@ use std::io::{self, Write};
 /// What a sink did with a batch it accepted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Written {
-    /// Records the receiver refused inside an accepted batch (OTLP partial success).
+    /// Records the receiver refused inside an accepted batch (OTLP partial success,
+    /// Elasticsearch 4xx items).
     pub(crate) rejected: u64,
+    /// Records still failing when the sink's retries ran out.
+    pub(crate) failed: u64,
+    /// Single records too large for one request.
+    pub(crate) oversize: u64,
 }
 
 /// A destination of encoded JSON-lines batches.

@@ -1,0 +1,251 @@
+//! Shipping logs to Elasticsearch (`_bulk` into a data stream) against the fake, which parses
+//! the real NDJSON: RELIABILITY.md scenarios 1 (429 then recovery), 2 (mixed per-item
+//! statuses), 3 (413 and oversize records) and 6 (a backend that stalls), each checking the
+//! accounting identity exactly with a unique id per record.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use stockbot_telemetry::{
+    ElasticsearchAuth, ElasticsearchConfig, PipelineStats, Secret, TelemetryBuilder, TelemetryGuard,
+};
+use stockbot_telemetry_testing::elasticsearch::{EsReply, FakeElasticsearch};
+
+fn service(
+    es: &FakeElasticsearch,
+    adjust: impl FnOnce(&mut ElasticsearchConfig),
+) -> (tracing::Dispatch, TelemetryGuard, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "stockbot-es-{}-{}",
+        std::process::id(),
+        stockbot_telemetry_testing::prometheus::free_port()
+    ));
+    let mut config = stockbot_telemetry_testing::test_config();
+    config.service.name = "order-router".into();
+    config.log.schema = stockbot_telemetry::SchemaMode::Lenient;
+    // Only this test's records (not the SDK's own start-up and drop-warning records), so the
+    // scripted per-item statuses line up with them.
+    config.log.filter = "info,stockbot_telemetry=off".into();
+    config.pipeline.flush_interval = Duration::from_millis(50);
+    let mut es_config = ElasticsearchConfig::new(es.url());
+    es_config.timeout = Duration::from_secs(2);
+    es_config.auth = Some(ElasticsearchAuth::ApiKey(Secret::new(
+        "es-api-key-0123456789",
+    )));
+    es_config.dead_letter = Some(dir.join("dead-letter.log"));
+    adjust(&mut es_config);
+    config.log.elasticsearch = Some(es_config);
+    assert!(!format!("{config:?}").contains("es-api-key-0123456789"));
+    let (dispatch, guard) = TelemetryBuilder::new(config).build_dispatch().unwrap();
+    (dispatch, guard, dir)
+}
+
+/// Emits `n` records with unique sequence numbers starting at `from`.
+fn emit(dispatch: &tracing::Dispatch, from: u64, n: u64) {
+    tracing::dispatcher::with_default(dispatch, || {
+        for seq in from..from + n {
+            tracing::info!(seq, cl_ord_id = format!("C-{seq}").as_str(), "order routed");
+        }
+    });
+}
+
+/// How many times each sequence number was stored.
+fn stored(es: &FakeElasticsearch) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for d in es.documents() {
+        assert_eq!(d.index, "logs-order-router-default");
+        // The SDK's own records (e.g. its drop warnings) are shipped too: count ours only.
+        if let Some(seq) = d
+            .source
+            .get("order.cl_ord_id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|id| id.strip_prefix("C-"))
+            .and_then(|n| n.parse().ok())
+        {
+            *seen.entry(seq).or_default() += 1;
+        }
+    }
+    seen
+}
+
+fn sink(stats: &PipelineStats) -> &stockbot_telemetry::SinkStats {
+    stats.sink("elasticsearch").unwrap()
+}
+
+#[test]
+fn scenario_1_throttling_then_recovery_loses_nothing_and_honours_retry_after() {
+    let es = FakeElasticsearch::start().unwrap();
+    es.script([
+        EsReply::status(429).retry_after(1),
+        EsReply::status(429),
+        EsReply::status(503),
+    ]);
+    let (dispatch, guard, _) = service(&es, |_| {});
+    let start = Instant::now();
+    emit(&dispatch, 0, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "callers never wait"
+    );
+    let report = guard.shutdown(Duration::from_secs(30));
+    assert!(report.completed, "{report}");
+    let seen = stored(&es);
+    assert_eq!(seen.len(), 200, "every record stored");
+    assert!(seen.values().all(|&n| n == 1), "none stored twice");
+    let requests = es.requests();
+    assert_eq!(requests[0].answered, 429);
+    assert!(
+        requests[1].at.duration_since(requests[0].at) >= Duration::from_millis(950),
+        "no retry before Retry-After"
+    );
+    assert!(requests.iter().all(|r| r.header("authorization")
+        == Some("ApiKey es-api-key-0123456789")
+        && r.header("content-type") == Some("application/x-ndjson")));
+    let stats = report.stats;
+    assert_eq!(sink(&stats).written, stats.emitted);
+    assert_eq!(sink(&stats).dropped_total(), 0);
+    assert!(stats.accounted_for(), "{stats:?}");
+}
+
+#[test]
+fn scenario_2_only_throttled_and_failed_items_are_resent_and_refusals_go_to_dead_letter() {
+    let es = FakeElasticsearch::start().unwrap();
+    // The first item is the SDK's start-up record; then our five records.
+    es.script([EsReply::items([201, 201, 429, 503, 400, 409])]);
+    let (dispatch, guard, dir) = service(&es, |_| {});
+    emit(&dispatch, 0, 5);
+    let report = guard.shutdown(Duration::from_secs(30));
+    let requests = es.requests();
+    assert_eq!(requests[0].items.len(), 6);
+    assert_eq!(
+        requests[1].items,
+        requests[0].items[2..4].to_vec(),
+        "only the 429 and 503 items, with their original _ids"
+    );
+    let seen = stored(&es);
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+    let stats = report.stats;
+    let es_sink = sink(&stats);
+    // 201, the two re-sent items and 409 (already stored) are written; so are the SDK's own
+    // records that followed (its drop warning).
+    assert_eq!(es_sink.written, stats.emitted - 1);
+    assert_eq!(es_sink.dropped["rejected"], 1);
+    assert!(
+        requests[2..].iter().all(|r| r.items.len() < 6),
+        "the batch is never re-sent whole"
+    );
+    assert!(stats.accounted_for(), "{stats:?}");
+    let dead = std::fs::read_to_string(dir.join("dead-letter.log")).unwrap();
+    assert_eq!(dead.lines().count(), 1);
+    let entry: serde_json::Value = serde_json::from_str(dead.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["status"], 400);
+    assert_eq!(entry["error"]["type"], "document_parsing_exception");
+    assert_eq!(entry["record"]["order.cl_ord_id"], "C-3");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn scenario_3_too_large_requests_are_split_and_oversize_records_dropped_and_counted() {
+    // The server takes at most 6 KiB per request: a batch of 40 records (~12 KiB) is split.
+    let es = FakeElasticsearch::with_max_body(6 * 1024).unwrap();
+    let (dispatch, guard, _) = service(&es, |c| c.max_bulk_bytes = 1024 * 1024);
+    emit(&dispatch, 0, 40);
+    // One record bigger than the server's limit on its own: dropped after the splits.
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!(
+            cl_ord_id = "C-1000",
+            blob = "x".repeat(7000).as_str(),
+            "huge"
+        );
+    });
+    let report = guard.shutdown(Duration::from_secs(30));
+    let seen = stored(&es);
+    assert_eq!(seen.len(), 40);
+    assert!(seen.values().all(|&n| n == 1));
+    assert!(es.requests().iter().any(|r| r.answered == 413));
+    let stats = report.stats;
+    assert_eq!(sink(&stats).written, stats.emitted - 1);
+    assert_eq!(sink(&stats).dropped["oversize"], 1);
+    assert!(stats.accounted_for(), "{stats:?}");
+
+    // A record over our own request limit never leaves the process.
+    let es = FakeElasticsearch::start().unwrap();
+    let (dispatch, guard, _) = service(&es, |c| c.max_bulk_bytes = 2048);
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!(
+            cl_ord_id = "C-1",
+            blob = "y".repeat(3000).as_str(),
+            "too big"
+        );
+        tracing::info!(cl_ord_id = "C-2", "fits");
+    });
+    let stats = guard.shutdown(Duration::from_secs(30)).stats;
+    assert_eq!(stored(&es).keys().copied().collect::<Vec<_>>(), [2]);
+    assert_eq!(sink(&stats).dropped["oversize"], 1);
+    assert!(es.requests().iter().all(|r| r.bytes <= 2048));
+    assert!(stats.accounted_for());
+}
+
+#[test]
+fn scenario_6_a_stalled_backend_times_out_and_callers_never_block() {
+    let es = FakeElasticsearch::start().unwrap();
+    es.script([
+        EsReply::ok().delay(Duration::from_secs(3)),
+        EsReply::close(),
+    ]);
+    let (dispatch, guard, _) = service(&es, |c| c.timeout = Duration::from_millis(500));
+    let start = Instant::now();
+    emit(&dispatch, 0, 50);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "callers never wait"
+    );
+    let report = guard.shutdown(Duration::from_secs(30));
+    let seen = stored(&es);
+    // The stalled request may have stored its items before its answer came too late: the
+    // re-send then gets 409s, which count as success, so nothing is stored twice.
+    assert_eq!(seen.len(), 50);
+    assert!(seen.values().all(|&n| n == 1));
+    let stats = report.stats;
+    assert_eq!(sink(&stats).written, stats.emitted);
+    assert!(stats.accounted_for(), "{stats:?}");
+}
+
+#[test]
+fn gzip_bodies_and_basic_auth_are_sent_and_a_dead_backend_is_counted() {
+    let es = FakeElasticsearch::start().unwrap();
+    let (dispatch, guard, _) = service(&es, |c| {
+        c.gzip = true;
+        c.auth = Some(ElasticsearchAuth::Basic {
+            username: "elastic".into(),
+            password: Secret::new("changeme"),
+        });
+    });
+    emit(&dispatch, 0, 10);
+    guard.shutdown(Duration::from_secs(30));
+    let r = &es.requests()[0];
+    assert!(r.gzip);
+    assert_eq!(
+        r.header("authorization"),
+        Some("Basic ZWxhc3RpYzpjaGFuZ2VtZQ==")
+    );
+    assert_eq!(stored(&es).len(), 10);
+
+    // Nobody listening: every record is counted as failed, nothing blocks.
+    let port = stockbot_telemetry_testing::prometheus::free_port();
+    let dead = FakeElasticsearch::start().unwrap();
+    drop(dead);
+    let es = FakeElasticsearch::start().unwrap();
+    let (dispatch, guard, _) = service(&es, |c| {
+        c.url = format!("http://127.0.0.1:{port}");
+        c.timeout = Duration::from_millis(300);
+    });
+    let start = Instant::now();
+    emit(&dispatch, 0, 20);
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let stats = guard.shutdown(Duration::from_secs(30)).stats;
+    assert_eq!(sink(&stats).written, 0);
+    assert_eq!(sink(&stats).dropped_total(), stats.emitted, "{stats:?}");
+    assert!(stats.emitted >= 20);
+    assert!(stats.accounted_for());
+}

@@ -1,0 +1,433 @@
+//! A fake Elasticsearch for tests: the `_bulk` API on a loopback port, parsing real NDJSON,
+//! storing documents per data stream with `create` semantics (an `_id` already stored answers
+//! 409), answering like Elasticsearch (HTTP 200 with `"errors": true` and a status per item),
+//! and taking scripted faults: a status for the whole request (with `Retry-After`), statuses per
+//! item, delays, dropped connections, garbage bodies, and a request size limit (413).
+//!
+//! ```
+//! use stockbot_telemetry_testing::elasticsearch::{EsReply, FakeElasticsearch};
+//!
+//! let es = FakeElasticsearch::start().unwrap();
+//! es.script([EsReply::status(429).retry_after(1), EsReply::items([201, 503, 400])]);
+//! assert!(es.url().starts_with("http://127.0.0.1:"));
+//! assert!(es.documents().is_empty());
+//! ```
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::http_server::{HttpServer, Request, Response};
+
+/// Default largest request body (Elasticsearch's `http.max_content_length` is 100 MB).
+pub const DEFAULT_MAX_BODY: usize = 100 * 1024 * 1024;
+
+/// One scripted answer to a `_bulk` request; without a script the fake behaves normally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EsReply {
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    items: Option<Vec<u16>>,
+    delay: Duration,
+    close: bool,
+    body: Option<Vec<u8>>,
+}
+
+impl EsReply {
+    /// Normal behaviour (store, 201 or 409 per item).
+    pub fn ok() -> Self {
+        EsReply::default()
+    }
+    /// The whole request answered with `status` (nothing stored), e.g. 429, 503, 401.
+    pub fn status(status: u16) -> Self {
+        EsReply {
+            status: Some(status),
+            ..EsReply::default()
+        }
+    }
+    /// Adds `Retry-After: <secs>`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+    /// HTTP 200 with these statuses for the request's items, in order (items past the list
+    /// behave normally). 2xx items are stored; others are not and carry an error object.
+    pub fn items(statuses: impl IntoIterator<Item = u16>) -> Self {
+        EsReply {
+            items: Some(statuses.into_iter().collect()),
+            ..EsReply::default()
+        }
+    }
+    /// Waits before answering.
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+    /// Drops the connection without answering (nothing stored).
+    pub fn close() -> Self {
+        EsReply {
+            close: true,
+            ..EsReply::default()
+        }
+    }
+    /// HTTP 200 with this raw body (nothing stored), e.g. garbage.
+    pub fn body(body: Vec<u8>) -> Self {
+        EsReply {
+            body: Some(body),
+            ..EsReply::default()
+        }
+    }
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The data stream or index.
+    pub index: String,
+    /// Its `_id`.
+    pub id: String,
+    /// The source.
+    pub source: Value,
+}
+
+/// A `_bulk` request the fake received.
+#[derive(Debug, Clone)]
+pub struct BulkRequest {
+    /// Request path, e.g. `/_bulk`.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// It came gzip-compressed.
+    pub gzip: bool,
+    /// Body size as received (decompressed), in bytes.
+    pub bytes: usize,
+    /// `(index, _id)` of each item, in order.
+    pub items: Vec<(String, String)>,
+    /// The HTTP status answered (0: connection dropped).
+    pub answered: u16,
+    /// The status given to each item (empty unless answered 200 with items).
+    pub item_statuses: Vec<u16>,
+    /// When the answer was sent.
+    pub at: Instant,
+}
+
+impl BulkRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<EsReply>,
+    documents: Vec<Document>,
+    ids: HashSet<(String, String)>,
+    requests: Vec<BulkRequest>,
+}
+
+/// The fake; stops on drop.
+pub struct FakeElasticsearch {
+    server: HttpServer,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for FakeElasticsearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeElasticsearch")
+            .field("addr", &self.server.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error_json(status: u16, kind: &str, reason: &str) -> Vec<u8> {
+    json!({"error": {"type": kind, "reason": reason}, "status": status})
+        .to_string()
+        .into_bytes()
+}
+
+fn item_error(status: u16) -> Value {
+    let (kind, reason) = match status {
+        409 => (
+            "version_conflict_engine_exception",
+            "document already exists",
+        ),
+        429 => (
+            "es_rejected_execution_exception",
+            "rejected execution (queue full)",
+        ),
+        400 => ("document_parsing_exception", "failed to parse field"),
+        404 => ("index_not_found_exception", "no such index"),
+        s if s >= 500 => (
+            "unavailable_shards_exception",
+            "primary shard is not active",
+        ),
+        _ => ("illegal_argument_exception", "scripted failure"),
+    };
+    json!({"type": kind, "reason": reason})
+}
+
+fn bulk(request: &Request, state: &Mutex<State>, max_body: usize) -> Response {
+    let reply = state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .script
+        .pop_front()
+        .unwrap_or_default();
+    std::thread::sleep(reply.delay);
+    let mut record = BulkRequest {
+        path: request.path.clone(),
+        headers: request.headers.clone(),
+        gzip: request.gzip,
+        bytes: request.body.len(),
+        items: Vec::new(),
+        answered: 0,
+        item_statuses: Vec::new(),
+        at: Instant::now(),
+    };
+    let respond = |record: BulkRequest, response: Response| {
+        state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .requests
+            .push(record);
+        response
+    };
+    if request.body.len() > max_body {
+        record.answered = 413;
+        return respond(
+            record,
+            Response::new(
+                413,
+                "application/json",
+                error_json(413, "content_too_long", "request body is too large"),
+            ),
+        );
+    }
+    // Parse first: even a scripted failure records which items it refused.
+    let parsed = parse_bulk(request);
+    if let Ok(items) = &parsed {
+        record.items = items
+            .iter()
+            .map(|(i, id, _)| (i.clone(), id.clone()))
+            .collect();
+    }
+    if reply.close {
+        let mut r = Response::new(0, "application/json", Vec::new());
+        r.close = true;
+        return respond(record, r);
+    }
+    if let Some(status) = reply.status {
+        record.answered = status;
+        let mut r = Response::new(
+            status,
+            "application/json",
+            error_json(status, "scripted", "scripted failure"),
+        );
+        if let Some(s) = reply.retry_after {
+            r.headers.push(("retry-after".into(), s.to_string()));
+        }
+        return respond(record, r);
+    }
+    if let Some(body) = reply.body {
+        record.answered = 200;
+        return respond(record, Response::new(200, "application/json", body));
+    }
+    let items = match parsed {
+        Ok(items) => items,
+        Err((status, kind, reason)) => {
+            record.answered = status;
+            return respond(
+                record,
+                Response::new(
+                    status,
+                    "application/json",
+                    error_json(status, kind, &reason),
+                ),
+            );
+        }
+    };
+    let mut answers = Vec::with_capacity(items.len());
+    let mut errors = false;
+    {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, (index, id, source)) in items.into_iter().enumerate() {
+            let scripted = reply.items.as_ref().and_then(|s| s.get(i)).copied();
+            let key = (index.clone(), id.clone());
+            let status = match scripted {
+                Some(s) if !(200..300).contains(&s) => s,
+                _ if st.ids.contains(&key) => 409,
+                _ => {
+                    st.ids.insert(key);
+                    st.documents.push(Document {
+                        index: index.clone(),
+                        id: id.clone(),
+                        source,
+                    });
+                    201
+                }
+            };
+            let mut result = json!({"_index": index, "_id": id, "status": status});
+            if !(200..300).contains(&status) {
+                errors = true;
+                result["error"] = item_error(status);
+            }
+            record.item_statuses.push(status);
+            answers.push(json!({ "create": result }));
+        }
+    }
+    record.answered = 200;
+    let body = json!({"took": 1, "errors": errors, "items": answers}).to_string();
+    respond(
+        record,
+        Response::new(200, "application/json", body.into_bytes()),
+    )
+}
+
+type Parsed = Vec<(String, String, Value)>;
+
+/// The `create` items of a `_bulk` body, or the error Elasticsearch would answer.
+fn parse_bulk(request: &Request) -> Result<Parsed, (u16, &'static str, String)> {
+    let content_type = request.header("content-type").unwrap_or("");
+    if !(content_type.starts_with("application/x-ndjson")
+        || content_type.starts_with("application/json"))
+    {
+        return Err((
+            406,
+            "media_type_header_exception",
+            format!("Content-Type header [{content_type}] is not supported"),
+        ));
+    }
+    if !request.body.ends_with(b"\n") {
+        return Err((
+            400,
+            "illegal_argument_exception",
+            "The bulk request must be terminated by a newline [\\n]".into(),
+        ));
+    }
+    let default_index = request
+        .path
+        .strip_suffix("/_bulk")
+        .map(|p| p.trim_start_matches('/'))
+        .filter(|p| !p.is_empty());
+    let mut lines = request
+        .body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty());
+    let mut items = Vec::new();
+    while let Some(action) = lines.next() {
+        let action: Value = serde_json::from_slice(action).map_err(|e| {
+            (
+                400,
+                "x_content_parse_exception",
+                format!("malformed action: {e}"),
+            )
+        })?;
+        let (op, meta) = action.as_object().and_then(|o| o.iter().next()).ok_or((
+            400,
+            "illegal_argument_exception",
+            "empty action".to_owned(),
+        ))?;
+        if op != "create" {
+            return Err((
+                400,
+                "illegal_argument_exception",
+                format!("only create is allowed into a data stream, got [{op}]"),
+            ));
+        }
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .or(default_index)
+            .ok_or((
+                400,
+                "action_request_validation_exception",
+                "index is missing".into(),
+            ))?
+            .to_owned();
+        let id = meta
+            .get("_id")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("auto-{}", items.len()), str::to_owned);
+        let source = lines.next().ok_or((
+            400,
+            "illegal_argument_exception",
+            "action without a document".into(),
+        ))?;
+        let source: Value = serde_json::from_slice(source).map_err(|e| {
+            (
+                400,
+                "document_parsing_exception",
+                format!("malformed document: {e}"),
+            )
+        })?;
+        items.push((index, id, source));
+    }
+    Ok(items)
+}
+
+impl FakeElasticsearch {
+    /// Starts on a free loopback port.
+    ///
+    /// # Errors
+    /// If no loopback port can be bound.
+    pub fn start() -> std::io::Result<Self> {
+        FakeElasticsearch::with_max_body(DEFAULT_MAX_BODY)
+    }
+
+    /// Starts with a request size limit: larger requests get 413.
+    ///
+    /// # Errors
+    /// If no loopback port can be bound.
+    pub fn with_max_body(max_body: usize) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = Arc::clone(&state);
+        // The transport takes anything up to Elasticsearch's own limit; the fake applies
+        // `max_body` itself so that 413 answers are recorded like the others.
+        let server = HttpServer::start(
+            "fake-elasticsearch",
+            DEFAULT_MAX_BODY.max(max_body),
+            Arc::new(move |request: Request| {
+                if request.method == "POST" && request.path.ends_with("/_bulk") {
+                    bulk(&request, &st, max_body)
+                } else {
+                    Response::new(
+                        404,
+                        "application/json",
+                        error_json(404, "no_handler_found_exception", "no handler found"),
+                    )
+                }
+            }),
+        )?;
+        Ok(FakeElasticsearch { server, state })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    /// Queues answers for the next `_bulk` requests (afterwards: normal behaviour).
+    pub fn script(&self, replies: impl IntoIterator<Item = EsReply>) {
+        self.lock().script.extend(replies);
+    }
+
+    /// Every stored document, in arrival order.
+    pub fn documents(&self) -> Vec<Document> {
+        self.lock().documents.clone()
+    }
+
+    /// Every `_bulk` request so far.
+    pub fn requests(&self) -> Vec<BulkRequest> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

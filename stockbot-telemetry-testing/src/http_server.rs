@@ -1,0 +1,183 @@
+//! The small HTTP/1.1 server behind the fake backends: keep-alive connections on a loopback
+//! port, one thread per connection, `Content-Length` bodies (gzip decoded), and a handler that
+//! may delay its answer or drop the connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A request as received.
+pub(crate) struct Request {
+    pub(crate) method: String,
+    /// Path and query.
+    pub(crate) path: String,
+    /// Headers, names lowercased.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The body, decompressed when it came gzip-encoded.
+    pub(crate) body: Vec<u8>,
+    pub(crate) gzip: bool,
+}
+
+impl Request {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to answer.
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) delay: Duration,
+    /// Drop the connection without answering.
+    pub(crate) close: bool,
+}
+
+impl Response {
+    pub(crate) fn new(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Response {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body,
+            delay: Duration::ZERO,
+            close: false,
+        }
+    }
+}
+
+pub(crate) type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
+
+/// The server; stops on drop.
+pub(crate) struct HttpServer {
+    pub(crate) addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Serves on a free loopback port; bodies over `max_body` get 413.
+    pub(crate) fn start(name: &str, max_body: usize, handler: Handler) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sp = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while !sp.load(Ordering::Acquire) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let handler = Arc::clone(&handler);
+                            std::thread::spawn(move || {
+                                let _ = serve(stream, max_body, &handler);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })?;
+        Ok(HttpServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn simple(stream: &mut TcpStream, status: &str) -> std::io::Result<()> {
+    stream.write_all(
+        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn serve(mut stream: TcpStream, max_body: usize, handler: &Handler) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        if len > max_body {
+            return simple(&mut stream, "413 Payload Too Large");
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        let gzip = headers
+            .iter()
+            .any(|(k, v)| k == "content-encoding" && v.eq_ignore_ascii_case("gzip"));
+        if gzip {
+            let mut plain = Vec::new();
+            let decoded = flate2::read::GzDecoder::new(body.as_slice())
+                .take(max_body as u64 + 1)
+                .read_to_end(&mut plain);
+            if decoded.is_err() {
+                return simple(&mut stream, "400 Bad Request");
+            }
+            if plain.len() > max_body {
+                return simple(&mut stream, "413 Payload Too Large");
+            }
+            body = plain;
+        }
+        let response = handler(Request {
+            method,
+            path,
+            headers,
+            body,
+            gzip,
+        });
+        std::thread::sleep(response.delay);
+        if response.close {
+            return Ok(());
+        }
+        let mut head = format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
+            response.status,
+            response.body.len()
+        );
+        for (k, v) in &response.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&response.body)?;
+    }
+}

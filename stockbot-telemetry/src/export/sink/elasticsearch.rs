@@ -1,0 +1,399 @@
+//! The Elasticsearch sink: log batches shipped with the `_bulk` API, `create` actions into a
+//! data stream with our own `_id` per record (so a re-sent item is a 409, never a duplicate).
+//!
+//! Per request: 2xx items and 409 are done; 429 and 5xx items are re-sent (only them) after the
+//! shared backoff (or `Retry-After`); other items are written to the dead-letter file and
+//! counted as rejected. HTTP 413 splits the request in two; a single record over the request
+//! limit is dropped and counted. HTTP 429/502/503/504, timeouts and connection errors retry the
+//! request; any other HTTP error fails the pending items. A 200 whose body cannot be read
+//! re-sends everything pending (safe: the `_id`s make it idempotent). A batch's retries stop
+//! after twice the timeout; what is still pending is counted as failed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{Sink, Written};
+use crate::config::{ElasticsearchAuth, Secret};
+use crate::export::push::{Outcome, classify};
+use crate::export::retry::{Backoff, RetryPolicy};
+
+/// Largest response read (a `_bulk` answer lists every item).
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// Requests per chunk of a batch (the first one and retries).
+const MAX_ATTEMPTS: u32 = 6;
+
+/// Settings of the sink (validated configuration).
+#[derive(Debug, Clone)]
+pub(crate) struct ElasticsearchSettings {
+    pub(crate) url: String,
+    pub(crate) data_stream: String,
+    pub(crate) auth: Option<ElasticsearchAuth>,
+    pub(crate) max_bulk_bytes: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) gzip: bool,
+    pub(crate) dead_letter: PathBuf,
+    pub(crate) dead_letter_max_bytes: u64,
+}
+
+/// One record on its way: its `_id` and its JSON line.
+struct Item<'a> {
+    id: String,
+    line: &'a [u8],
+}
+
+/// What happened to a batch's records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    rejected: u64,
+    failed: u64,
+    oversize: u64,
+}
+
+pub(crate) struct ElasticsearchSink {
+    agent: ureq::Agent,
+    bulk_url: String,
+    authorization: Option<Secret>,
+    settings: ElasticsearchSettings,
+    /// `_id` = this process's nonce and a sequence number.
+    nonce: u64,
+    sequence: u64,
+    backoff: Backoff,
+    dead_letter: Option<File>,
+    dead_letter_bytes: u64,
+}
+
+impl ElasticsearchSink {
+    pub(crate) fn new(settings: ElasticsearchSettings) -> Self {
+        let authorization = settings.auth.as_ref().map(|a| match a {
+            ElasticsearchAuth::ApiKey(k) => Secret::new(format!("ApiKey {}", k.expose())),
+            ElasticsearchAuth::Bearer(t) => Secret::new(format!("Bearer {}", t.expose())),
+            ElasticsearchAuth::Basic { username, password } => Secret::new(format!(
+                "Basic {}",
+                base64(format!("{username}:{}", password.expose()).as_bytes())
+            )),
+        });
+        ElasticsearchSink {
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(settings.timeout))
+                .http_status_as_error(false)
+                .build()
+                .into(),
+            bulk_url: format!("{}/_bulk", settings.url.trim_end_matches('/')),
+            authorization,
+            nonce: crate::collect::span::random_u64(),
+            sequence: 0,
+            backoff: Backoff::new(RetryPolicy {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(5),
+                max_retry_after: Duration::from_secs(30),
+                ..RetryPolicy::default()
+            }),
+            dead_letter: None,
+            dead_letter_bytes: 0,
+            settings,
+        }
+    }
+
+    fn action(&self, id: &str) -> String {
+        format!(
+            "{{\"create\":{{\"_index\":\"{}\",\"_id\":\"{id}\"}}}}\n",
+            self.settings.data_stream
+        )
+    }
+
+    fn body(&self, items: &[Item<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for item in items {
+            body.extend_from_slice(self.action(&item.id).as_bytes());
+            body.extend_from_slice(item.line);
+            body.push(b'\n');
+        }
+        body
+    }
+
+    /// Sends `pending` until every item is done, refused or out of time.
+    fn ship(&mut self, mut pending: Vec<Item<'_>>, deadline: Instant) -> Tally {
+        let mut tally = Tally::default();
+        for attempt in 1..=MAX_ATTEMPTS {
+            if pending.is_empty() {
+                return tally;
+            }
+            let retry_after = match self.send(&pending) {
+                Answer::Items(items) if items.len() == pending.len() => {
+                    let mut retry = Vec::new();
+                    for (item, status) in pending.into_iter().zip(items) {
+                        match status.code {
+                            200..=299 | 409 => {}
+                            429 | 500..=599 => retry.push(item),
+                            _ => {
+                                self.dead_letter(&item, &status);
+                                tally.rejected += 1;
+                            }
+                        }
+                    }
+                    pending = retry;
+                    None
+                }
+                // A 200 we could not read: re-send; the `_id`s make it idempotent.
+                Answer::Items(_) | Answer::Unreadable => None,
+                Answer::TooLarge if pending.len() == 1 => {
+                    tally.oversize += 1;
+                    return tally;
+                }
+                Answer::TooLarge => {
+                    let second = pending.split_off(pending.len() / 2);
+                    let a = self.ship(pending, deadline);
+                    let b = self.ship(second, deadline);
+                    return Tally {
+                        rejected: tally.rejected + a.rejected + b.rejected,
+                        failed: tally.failed + a.failed + b.failed,
+                        oversize: tally.oversize + a.oversize + b.oversize,
+                    };
+                }
+                Answer::Retry(after) => after,
+                Answer::Refused => break,
+            };
+            if pending.is_empty() {
+                self.backoff.succeeded();
+                return tally;
+            }
+            if attempt == MAX_ATTEMPTS {
+                break;
+            }
+            let now = Instant::now();
+            let wait = self.backoff.failed(now, retry_after);
+            if now + wait >= deadline {
+                break;
+            }
+            std::thread::sleep(wait);
+        }
+        tally.failed += pending.len() as u64;
+        tally
+    }
+
+    fn send(&self, items: &[Item<'_>]) -> Answer {
+        let mut body = self.body(items);
+        let mut request = self
+            .agent
+            .post(&self.bulk_url)
+            .header("Content-Type", "application/x-ndjson");
+        if self.settings.gzip {
+            body = crate::export::gzip(&body);
+            request = request.header("Content-Encoding", "gzip");
+        }
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth.expose());
+        }
+        let mut response = request.send(body);
+        match response.as_mut() {
+            Ok(r) if r.status().is_success() => {
+                let mut text = Vec::new();
+                let read = r
+                    .body_mut()
+                    .as_reader()
+                    .take(MAX_RESPONSE_BYTES)
+                    .read_to_end(&mut text);
+                match read.ok().and_then(|_| parse_items(&text)) {
+                    Some(items) => Answer::Items(items),
+                    None => Answer::Unreadable,
+                }
+            }
+            Ok(r) if r.status().as_u16() == 413 => Answer::TooLarge,
+            _ => match classify(response) {
+                Outcome::Retry(after) => Answer::Retry(after),
+                _ => Answer::Refused,
+            },
+        }
+    }
+
+    /// Appends a refused record to the dead-letter file (bounded; past the bound it is only
+    /// counted). A write error is ignored: the record is counted as rejected either way.
+    fn dead_letter(&mut self, item: &Item<'_>, status: &ItemStatus) {
+        if self.dead_letter.is_none() {
+            if let Some(dir) = self.settings.dead_letter.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            self.dead_letter = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.settings.dead_letter)
+                .ok();
+            self.dead_letter_bytes = self
+                .dead_letter
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len());
+        }
+        let mut line = format!(
+            "{{\"status\":{},\"error\":{},\"_id\":\"{}\",\"record\":",
+            status.code,
+            status.error.as_deref().unwrap_or("null"),
+            item.id
+        )
+        .into_bytes();
+        line.extend_from_slice(item.line);
+        line.extend_from_slice(b"}\n");
+        if self.dead_letter_bytes + line.len() as u64 > self.settings.dead_letter_max_bytes {
+            return;
+        }
+        if let Some(f) = &mut self.dead_letter
+            && f.write_all(&line).is_ok()
+        {
+            self.dead_letter_bytes += line.len() as u64;
+        }
+    }
+}
+
+enum Answer {
+    /// 2xx with one status per item, in request order.
+    Items(Vec<ItemStatus>),
+    /// 2xx whose body is not a `_bulk` answer.
+    Unreadable,
+    /// 413.
+    TooLarge,
+    /// 429/502/503/504, a timeout or a connection error.
+    Retry(Option<Duration>),
+    /// Any other HTTP error (401, 403, 404, 400 for the whole request…).
+    Refused,
+}
+
+struct ItemStatus {
+    code: u16,
+    /// The item's `error` object, as JSON text.
+    error: Option<String>,
+}
+
+/// The per-item statuses of a `_bulk` answer, in order; `None` if it is not one.
+fn parse_items(body: &[u8]) -> Option<Vec<ItemStatus>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value
+        .get("items")?
+        .as_array()?
+        .iter()
+        .map(|item| {
+            let (_, result) = item.as_object()?.iter().next()?;
+            Some(ItemStatus {
+                code: u16::try_from(result.get("status")?.as_u64()?).ok()?,
+                error: result.get("error").map(ToString::to_string),
+            })
+        })
+        .collect()
+}
+
+impl Sink for ElasticsearchSink {
+    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
+        let deadline = Instant::now() + self.settings.timeout * 2;
+        let limit = self.settings.max_bulk_bytes;
+        let mut tally = Tally::default();
+        let mut chunk: Vec<Item<'_>> = Vec::new();
+        let mut chunk_bytes = 0;
+        let mut chunks = Vec::new();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            self.sequence += 1;
+            let id = format!("{:016x}{:016x}", self.nonce, self.sequence);
+            let size = self.action(&id).len() + line.len() + 1;
+            if size > limit {
+                tally.oversize += 1;
+                continue;
+            }
+            if chunk_bytes + size > limit && !chunk.is_empty() {
+                chunks.push(std::mem::take(&mut chunk));
+                chunk_bytes = 0;
+            }
+            chunk_bytes += size;
+            chunk.push(Item { id, line });
+        }
+        if !chunk.is_empty() {
+            chunks.push(chunk);
+        }
+        for chunk in chunks {
+            let t = self.ship(chunk, deadline);
+            tally.rejected += t.rejected;
+            tally.failed += t.failed;
+            tally.oversize += t.oversize;
+        }
+        Ok(Written {
+            rejected: tally.rejected,
+            failed: tally.failed,
+            oversize: tally.oversize,
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.dead_letter {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Standard base64 with padding (for Basic credentials).
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("elastic:changeme", "ZWxhc3RpYzpjaGFuZ2VtZQ=="),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn bulk_answers_are_read_per_item_and_garbage_is_not() {
+        let body = br#"{"took":3,"errors":true,"items":[
+            {"create":{"_index":"logs-a-default","_id":"1","status":201}},
+            {"create":{"_index":"logs-a-default","_id":"2","status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}},
+            {"create":{"_index":"logs-a-default","_id":"3","status":409,"error":{"type":"version_conflict_engine_exception"}}}]}"#;
+        let items = parse_items(body).unwrap();
+        let codes: Vec<u16> = items.iter().map(|i| i.code).collect();
+        assert_eq!(codes, [201, 429, 409]);
+        assert!(
+            items[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("es_rejected_execution_exception")
+        );
+        for garbage in [
+            &b"not json"[..],
+            b"{}",
+            br#"{"items":[{"create":{}}]}"#,
+            b"[1,2]",
+        ] {
+            assert!(parse_items(garbage).is_none());
+        }
+    }
+}
