@@ -189,10 +189,7 @@ fn scenario_3_too_large_requests_are_split_and_oversize_records_dropped_and_coun
 #[test]
 fn scenario_6_a_stalled_backend_times_out_and_callers_never_block() {
     let es = FakeElasticsearch::start().unwrap();
-    es.script([
-        EsReply::ok().delay(Duration::from_secs(3)),
-        EsReply::close(),
-    ]);
+    es.script([EsReply::ok().delay(Duration::from_secs(3))]);
     let (dispatch, guard, _) = service(&es, |c| c.timeout = Duration::from_millis(500));
     let start = Instant::now();
     emit(&dispatch, 0, 50);

@@ -34,22 +34,28 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
         format!("{metric}_errors_total"),
         format!("{metric}_duration_seconds"),
     );
+    // Each attribute expression is evaluated exactly once, before the body, into a binding
+    // that the span and the labels share.
+    let bindings: Vec<_> = (0..fields.len())
+        .map(|i| format_ident!("__stockbot_f{}", i))
+        .collect();
+    let field_exprs = fields.iter().map(|(_, v)| v);
     let field_names = fields.iter().map(|(k, _)| k);
-    let field_values = fields.iter().map(|(_, v)| v);
     let audit = args.audit.map(|_| quote!(audit = true,));
     let label_names: Vec<String> = labels.iter().map(ToString::to_string).collect();
     let label_values = labels.iter().map(|l| {
-        let (_, expr) = fields
+        let i = fields
             .iter()
-            .find(|(k, _)| k == l)
+            .position(|(k, _)| k == l)
             .expect("validated: every label is a field");
-        quote!(&(#expr) as &dyn ::std::fmt::Display)
+        let binding = &bindings[i];
+        quote!(#binding as &dyn ::std::fmt::Display)
     });
     let ret_ty = match &sig.output {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
-    let opaque = ret_ty.to_string().contains("impl ");
+    let opaque = crate::validate::has_impl_trait(&ret_ty);
     let annotated = (!opaque).then(|| quote!(: #ret_ty));
     // With `err`, the error's `Display` goes into the error record.
     let message = match args.err {
@@ -132,12 +138,13 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
                 #keys_ref,
                 &[#(#label_names),*],
             );
+            #(let #bindings = &(#field_exprs);)*
             let __stockbot_span = #p::tracing::span!(
                 target: ::std::module_path!(),
                 #p::tracing::Level::#level,
                 #span_name,
                 operation = #operation,
-                #(#field_names = #p::tracing::field::display(&(#field_values)),)*
+                #(#field_names = #p::tracing::field::display(#bindings),)*
                 #audit
                 error.kind = #p::tracing::field::Empty,
             );

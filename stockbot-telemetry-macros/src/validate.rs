@@ -40,6 +40,23 @@ fn unknown_key(key: &Ident) -> syn::Error {
     )
 }
 
+/// Attribute names the macro sets itself.
+const RESERVED: [(&str, &str); 4] = [
+    ("operation", "it is set by `operation = \"...\"`"),
+    ("outcome", "the macro records the outcome itself"),
+    ("error_kind", "the macro records the error kind itself"),
+    ("audit", "use the `audit` flag"),
+];
+
+/// Whether a type contains `impl Trait` anywhere (an opaque return type).
+pub(crate) fn has_impl_trait(tokens: &proc_macro2::TokenStream) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "impl",
+        proc_macro2::TokenTree::Group(g) => has_impl_trait(&g.stream()),
+        _ => false,
+    })
+}
+
 pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Checked> {
     let mut errors: Option<syn::Error> = None;
     let mut push = |e: syn::Error| match &mut errors {
@@ -102,10 +119,30 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Checked> {
         }
     }
 
-    // Given attributes must be trading attributes of the schema.
+    if let Some(c) = &func.sig.constness {
+        push(syn::Error::new_spanned(
+            c,
+            "`#[instrument_trade]` cannot instrument a `const fn` (spans and metrics are not const)",
+        ));
+    }
+    if let ReturnType::Type(_, ty) = &func.sig.output
+        && matches!(**ty, syn::Type::Never(_))
+    {
+        push(syn::Error::new_spanned(
+            ty,
+            "`#[instrument_trade]` needs a function that returns: this one returns `!`",
+        ));
+    }
+    // Given attributes must be trading attributes of the schema, and not ones the macro sets.
     let mut fields = Vec::new();
     for (key, expr) in &args.fields {
-        if conventions::lookup(&key.to_string()).is_none() {
+        let name = key.to_string();
+        if let Some((_, why)) = RESERVED.iter().find(|(r, _)| *r == name) {
+            push(syn::Error::new(
+                key.span(),
+                format!("`{name}` cannot be given as an attribute: {why}"),
+            ));
+        } else if conventions::lookup(&name).is_none() {
             push(unknown_key(key));
         }
         fields.push((key.clone(), expr.clone()));
@@ -134,6 +171,7 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Checked> {
     for p in &params {
         let name = p.to_string();
         if conventions::lookup(&name).is_some()
+            && !RESERVED.iter().any(|(r, _)| *r == name)
             && !args.skip.contains(p)
             && !fields.iter().any(|(k, _)| k == p)
         {

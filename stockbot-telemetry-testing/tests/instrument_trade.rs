@@ -75,6 +75,16 @@ fn kill_switch(venue: &str) -> impl Iterator<Item = u8> {
     [1u8, 2].into_iter()
 }
 
+static VENUE_LOOKUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn next_venue() -> &'static str {
+    VENUE_LOOKUPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    "XLON"
+}
+
+#[instrument_trade(operation = "route", venue = next_venue())]
+fn route() {}
+
 #[instrument_trade(operation = "explode")]
 fn explode(venue: &str) {
     if venue == "XBOOM" {
@@ -185,6 +195,24 @@ fn ok_and_error_outcomes_give_span_metrics_and_error_record() {
         .assert_one();
     logs.level("ERROR").assert_count(2);
     capture.assert_schema_valid();
+}
+
+#[test]
+fn attribute_expressions_are_evaluated_once_per_call() {
+    let capture = Capture::start();
+    route();
+    route();
+    assert_eq!(VENUE_LOOKUPS.load(std::sync::atomic::Ordering::SeqCst), 2);
+    capture
+        .spans()
+        .named("route")
+        .attribute("venue.name", "XLON")
+        .assert_count(2);
+    capture.metrics().assert_value(
+        "stockbot_trade_calls_total",
+        &[("operation", "route"), ("venue", "XLON"), ("outcome", "ok")],
+        2.0,
+    );
 }
 
 #[test]

@@ -138,6 +138,7 @@ pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
             sc.parent = None;
             sc.trace_state =
                 (!ctx.trace_state.is_empty()).then(|| Arc::new(ctx.trace_state.clone()));
+            sc.ensure_extras();
             *current = Arc::new(sc);
         }
     });

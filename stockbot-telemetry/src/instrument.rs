@@ -42,7 +42,7 @@ pub struct Keys {
 /// A run-time label set of a site (the values, as formatted) and its keys.
 #[derive(Debug)]
 struct LabelSet {
-    values: Box<str>,
+    values: Box<[Box<str>]>,
     keys: Keys,
     /// `operation` and the run-time labels, for the error counter's key.
     base: Vec<metrics::Label>,
@@ -109,31 +109,41 @@ impl Site {
         values: &[&dyn std::fmt::Display],
     ) -> std::sync::Arc<LabelSetHandle> {
         let mut buf = StackText::default();
-        for (i, v) in values.iter().enumerate() {
-            if i > 0 {
-                let _ = std::fmt::Write::write_char(&mut buf, '\u{1f}');
-            }
+        let mut ends: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+        for v in values {
             let _ = std::fmt::Write::write_fmt(&mut buf, format_args!("{v}"));
+            ends.push(buf.len());
         }
         let text = buf.as_str();
-        if let Some(found) = self
-            .cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|s| *s.0.values == *text)
-        {
-            return std::sync::Arc::clone(found);
+        let segment = |i: usize| &text[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        let matches = |set: &LabelSet| {
+            set.values.len() == ends.len()
+                && set
+                    .values
+                    .iter()
+                    .enumerate()
+                    .all(|(i, v)| **v == *segment(i))
+        };
+        let find = |cache: &[std::sync::Arc<LabelSetHandle>]| {
+            cache
+                .iter()
+                .find(|s| matches(&s.0))
+                .map(std::sync::Arc::clone)
+        };
+        if let Some(found) = find(&self.cache.read().unwrap_or_else(|p| p.into_inner())) {
+            return found;
         }
-        let shared: Vec<std::sync::Arc<str>> =
-            text.split('\u{1f}').map(std::sync::Arc::from).collect();
+        let owned: Vec<Box<str>> = (0..ends.len()).map(|i| segment(i).into()).collect();
         let mut base = Vec::with_capacity(self.label_names.len() + 1);
         base.push(metrics::Label::from_static_parts(
             "operation",
             self.operation,
         ));
-        for (name, value) in self.label_names.iter().zip(shared) {
-            base.push(metrics::Label::new(*name, value));
+        for (name, value) in self.label_names.iter().zip(&owned) {
+            base.push(metrics::Label::new(
+                *name,
+                std::sync::Arc::<str>::from(&**value),
+            ));
         }
         let key = |name: &'static str, outcome: &'static str| {
             let mut labels = base.clone();
@@ -145,10 +155,14 @@ impl Site {
                 calls: OUTCOMES.map(|o| key(self.calls, o)),
                 duration: OUTCOMES.map(|o| key(self.duration, o)),
             },
-            values: text.into(),
+            values: owned.into_boxed_slice(),
             base,
         }));
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        // Another thread may have added it meanwhile.
+        if let Some(found) = find(&cache) {
+            return found;
+        }
         if cache.len() < MAX_LABEL_SETS {
             cache.push(std::sync::Arc::clone(&set));
         }
@@ -174,6 +188,10 @@ impl Default for StackText {
 }
 
 impl StackText {
+    fn len(&self) -> usize {
+        self.heap.as_ref().map_or(self.len, String::len)
+    }
+
     fn as_str(&self) -> &str {
         match &self.heap {
             Some(s) => s,
@@ -420,6 +438,33 @@ mod tests {
                 && k.key().labels().any(|l| l.value() == "x1")
         }));
         assert_eq!(SITE.cache.read().unwrap().len(), MAX_LABEL_SETS);
+    }
+
+    #[test]
+    fn label_values_are_compared_one_by_one() {
+        static SITE: Site = Site::new(
+            "op",
+            ["u_calls_total", "u_errors_total", "u_duration_seconds"],
+            None,
+            &["venue", "strategy"],
+        );
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let span = tracing::Span::none();
+            // Joined, both pairs would read "a\u{1f}b\u{1f}c".
+            for (venue, strategy) in [("a\u{1f}b", "c"), ("a", "b\u{1f}c"), ("a\u{1f}b", "c")] {
+                CallGuard::start(&SITE, &span, &[&venue, &strategy]).finish(("ok", None), None);
+            }
+        });
+        let series: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == "u_calls_total")
+            .collect();
+        assert_eq!(series.len(), 2, "two distinct label sets");
+        assert_eq!(SITE.cache.read().unwrap().len(), 2);
     }
 
     #[test]

@@ -203,6 +203,7 @@ where
                 },
                 limit: self.logs.max_field_bytes,
             });
+            sc.ensure_extras();
         }
         let mut ext = span.extensions_mut();
         // Another TelemetryLayer in the same registry may have set it already: share it.
@@ -229,6 +230,7 @@ where
             },
             limit: self.logs.max_field_bytes,
         });
+        sc.ensure_extras();
         if let Some(current) = span.extensions_mut().get_mut::<Arc<SpanContext>>() {
             *current = sc.shared();
         }
@@ -272,14 +274,12 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(spans) = &self.spans else { return };
         let Some(span) = ctx.span(&id) else { return };
-        // Taken out of the span (the registry clears it right after): when nothing else holds
-        // it, it goes back to this thread's pool.
+        // The layer that records spans takes the context out of the span (the registry clears
+        // it right after): when nothing else holds it, it goes back to this thread's pool. A
+        // logs-only layer sharing the registry leaves it for the spans layer.
         let Some(sc) = span.extensions_mut().remove::<Arc<SpanContext>>() else {
-            return;
-        };
-        let Some(spans) = &self.spans else {
-            SpanContext::recycle(sc);
             return;
         };
         if !sc.sampled && !sc.audit && spans.keep.is_none() {

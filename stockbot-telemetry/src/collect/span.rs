@@ -46,11 +46,13 @@ pub(crate) struct SpanContext {
     pub(crate) keep: Option<Arc<AtomicBool>>,
     /// The W3C `tracestate` of the trace (from an incoming `traceparent`), inherited.
     pub(crate) trace_state: Option<Arc<crate::propagation::TraceState>>,
-    /// Fields not kept because the span had `max_attributes` already.
+    /// Fields not kept because the span had `max_attributes` already (each name once).
     pub(crate) dropped_attributes: u32,
-    /// Events, links and the status message: only recorded spans get them, so the lock is
-    /// taken (uncontended, in practice) only by events inside a recorded span.
-    pub(crate) extras: Mutex<Option<Box<SpanExtras>>>,
+    dropped_names: Vec<&'static str>,
+    /// Events, links and the status message. Only recorded spans have them (see
+    /// [`SpanContext::ensure_extras`]); shared by every copy of the context, so an event
+    /// added while a field is being recorded is never lost to the copy.
+    pub(crate) extras: Option<Arc<Mutex<SpanExtras>>>,
 }
 
 /// What a recorded span accumulates while open.
@@ -116,7 +118,8 @@ impl Clone for SpanContext {
             keep: self.keep.clone(),
             trace_state: self.trace_state.clone(),
             dropped_attributes: self.dropped_attributes,
-            extras: Mutex::new(self.lock_extras().clone()),
+            dropped_names: self.dropped_names.clone(),
+            extras: self.extras.clone(),
         }
     }
 }
@@ -165,7 +168,8 @@ impl SpanContext {
             keep,
             trace_state,
             dropped_attributes: 0,
-            extras: Mutex::new(None),
+            dropped_names: Vec::new(),
+            extras: None,
         }
     }
 
@@ -206,7 +210,8 @@ impl SpanContext {
         sc.parent = None;
         sc.keep = None;
         sc.trace_state = None;
-        *sc.extras.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        sc.extras = None;
+        sc.dropped_names.clear();
         sc.fields.clear();
         if sc.fields.capacity() > MAX_POOLED_FIELDS {
             sc.fields = Vec::new();
@@ -225,43 +230,64 @@ impl SpanContext {
         self.sampled || self.keep.is_some() || self.audit
     }
 
-    pub(crate) fn lock_extras(&self) -> std::sync::MutexGuard<'_, Option<Box<SpanExtras>>> {
-        self.extras.lock().unwrap_or_else(|p| p.into_inner())
+    /// Gives a recorded span its events/links store (after its fields are known: an
+    /// `audit = true` field makes it recorded).
+    pub(crate) fn ensure_extras(&mut self) {
+        if self.extras.is_none() && self.is_recorded() {
+            self.extras = Some(Arc::default());
+        }
+    }
+
+    /// The span's events, links and status message, taken out (at export).
+    pub(crate) fn take_extras(&self) -> SpanExtras {
+        self.extras
+            .as_ref()
+            .map(|e| std::mem::take(&mut *e.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
+
+    fn with_extras(&self, f: impl FnOnce(&mut SpanExtras)) {
+        if let Some(e) = &self.extras {
+            f(&mut e.lock().unwrap_or_else(|p| p.into_inner()));
+        }
     }
 
     /// Adds an event, or counts it past `limit`. An error event's message becomes the status
     /// description when there is none yet.
     pub(crate) fn add_event(&self, event: RawSpanEvent, limit: usize) {
-        let mut extras = self.lock_extras();
-        let extras = extras.get_or_insert_with(Box::default);
-        if event.level == tracing_core::Level::ERROR && extras.status_message.is_none() {
-            extras.status_message = Some(event.name.clone());
-        }
-        if extras.events.len() < limit {
-            extras.events.push(event);
-        } else {
-            extras.dropped_events = extras.dropped_events.saturating_add(1);
-        }
+        self.with_extras(|extras| {
+            if event.level == tracing_core::Level::ERROR && extras.status_message.is_none() {
+                extras.status_message = Some(event.name.clone());
+            }
+            if extras.events.len() < limit {
+                extras.events.push(event);
+            } else {
+                extras.dropped_events = extras.dropped_events.saturating_add(1);
+            }
+        });
     }
 
     /// Links this span to another span (of this trace or another), or counts it past `limit`.
     pub(crate) fn add_link(&self, trace_id: u128, span_id: u64, limit: usize) {
-        let mut extras = self.lock_extras();
-        let extras = extras.get_or_insert_with(Box::default);
-        if extras.links.contains(&(trace_id, span_id)) {
-            return;
-        }
-        if extras.links.len() < limit {
-            extras.links.push((trace_id, span_id));
-        } else {
-            extras.dropped_links = extras.dropped_links.saturating_add(1);
-        }
+        self.with_extras(|extras| {
+            if extras.links.contains(&(trace_id, span_id)) {
+                return;
+            }
+            if extras.links.len() < limit {
+                extras.links.push((trace_id, span_id));
+            } else {
+                extras.dropped_links = extras.dropped_links.saturating_add(1);
+            }
+        });
     }
 
     /// Sets a field, unless the span already has `limit` distinct ones (then it is counted).
     pub(crate) fn set_limited(&mut self, name: &'static str, value: OwnedValue, limit: usize) {
         if self.fields.len() >= limit && !self.fields.iter().any(|(n, _)| *n == name) {
-            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            if !self.dropped_names.contains(&name) {
+                self.dropped_names.push(name);
+                self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            }
             // Flags still apply: an error or audit field must not be lost to the limit.
             self.flags_from(name, &value);
             return;

@@ -123,7 +123,16 @@ fn apply_otel_traces(
             headers: &mut o.headers,
         },
     )?;
-    if let Some(ms) = otel.get("OTEL_BSP_EXPORT_TIMEOUT") {
+    // The exporter's own timeout variables win over the batch processor's.
+    let exporter_timeout = [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .iter()
+    .any(|k| otel.get(*k).is_some_and(|v| !v.trim().is_empty()));
+    if let Some(ms) = otel.get("OTEL_BSP_EXPORT_TIMEOUT")
+        && !exporter_timeout
+    {
         o.timeout = Duration::from_millis(parse("OTEL_BSP_EXPORT_TIMEOUT", ms)?);
     }
     Ok(())
@@ -493,6 +502,25 @@ mod tests {
             c.traces.otlp.as_ref().unwrap().endpoint,
             "http://collector:4317"
         );
+    }
+
+    #[test]
+    fn the_exporter_timeout_wins_over_the_batch_processor_timeout() {
+        let mut c = Config::default();
+        c.apply_env([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "30000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+        ])
+        .unwrap();
+        assert_eq!(c.traces.otlp.unwrap().timeout, Duration::from_secs(2));
+        let mut c = Config::default();
+        c.apply_env([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "30000"),
+        ])
+        .unwrap();
+        assert_eq!(c.traces.otlp.unwrap().timeout, Duration::from_secs(30));
     }
 
     #[test]

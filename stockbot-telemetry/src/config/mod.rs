@@ -445,7 +445,8 @@ pub struct ElasticsearchConfig {
     /// Largest `_bulk` request body. Default 5 MiB, at most 10 MiB.
     #[serde(default = "ElasticsearchConfig::default_max_bulk_bytes")]
     pub max_bulk_bytes: usize,
-    /// Timeout of one request. Default 10 s. A batch's retries stop after twice this.
+    /// Timeout of one request. Default 10 s. A batch's requests all end within three times
+    /// this (the log worker waits meanwhile; records queue, bounded).
     #[serde(
         default = "ElasticsearchConfig::default_timeout",
         with = "humantime_serde"

@@ -320,9 +320,15 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
 fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Error> {
     let rest = es.url.strip_prefix("http://");
     if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains('@')) {
+        // A URL with credentials is not echoed.
+        let shown = if es.url.contains('@') {
+            "<redacted: the URL carries credentials>"
+        } else {
+            es.url.as_str()
+        };
         return Err(Error::invalid(
             "log.elasticsearch.url",
-            &es.url,
+            shown,
             "must be an http://host:port URL without credentials (put them in log.elasticsearch.auth; https is not supported yet)",
         ));
     }
@@ -381,6 +387,17 @@ fn check_otlp(
             format!("{field}.endpoint"),
             endpoint,
             "must be an http:// URL of the receiver (https is not supported yet)",
+        ));
+    }
+    if protocol == crate::config::OtlpProtocol::Grpc
+        && let Some(name) = headers
+            .keys()
+            .find(|k| k.to_ascii_lowercase().ends_with("-bin"))
+    {
+        return Err(Error::invalid(
+            format!("{field}.headers"),
+            name,
+            "gRPC metadata names ending in -bin carry binary values; give a text header",
         ));
     }
     if protocol == crate::config::OtlpProtocol::Grpc && cfg!(not(feature = "otlp-grpc")) {
@@ -573,6 +590,50 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains("break-secret"), "{text}");
         assert!(text.contains("traces.otlp"), "{text}");
+    }
+
+    #[test]
+    fn binary_grpc_header_names_and_bad_elasticsearch_settings_are_named() {
+        let mut c = Config::default();
+        let mut o = crate::config::OtlpTracesConfig::new("http://127.0.0.1:4317");
+        o.protocol = crate::config::OtlpProtocol::Grpc;
+        o.headers
+            .insert("x-token-bin".into(), Secret::new("secret-value"));
+        c.traces.otlp = Some(o);
+        let text = c.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("x-token-bin") && !text.contains("secret-value"),
+            "{text}"
+        );
+
+        for (tweak, field) in [
+            (
+                (|e: &mut crate::config::ElasticsearchConfig| e.url = "https://es:9200".into())
+                    as fn(&mut crate::config::ElasticsearchConfig),
+                "log.elasticsearch.url",
+            ),
+            (
+                |e| e.url = "http://user:pw@es:9200".into(),
+                "log.elasticsearch.url",
+            ),
+            (
+                |e| e.data_stream = Some("Logs-Upper".into()),
+                "log.elasticsearch.data_stream",
+            ),
+            (
+                |e| e.max_bulk_bytes = 64 * 1024 * 1024,
+                "log.elasticsearch.max_bulk_bytes",
+            ),
+            (|e| e.timeout = Duration::ZERO, "log.elasticsearch.timeout"),
+        ] {
+            let mut c = Config::default();
+            let mut es = crate::config::ElasticsearchConfig::new("http://127.0.0.1:9200");
+            tweak(&mut es);
+            c.log.elasticsearch = Some(es);
+            expect_field(&c, field);
+            let err = c.validate().unwrap_err();
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
     }
 
     #[test]

@@ -251,6 +251,16 @@ mod grpc {
         }
     }
 
+    impl Drop for GrpcTransport {
+        fn drop(&mut self) {
+            // Never wait for the runtime's blocking tasks (a DNS lookup stuck in
+            // `getaddrinfo`): shutdown must not hang on them.
+            if let Some((runtime, _)) = self.live.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+
     /// `scheme://authority` of the endpoint: a gRPC service's path is fixed by the protocol.
     fn origin(endpoint: &str) -> String {
         let (scheme, rest) = endpoint.split_once("://").unwrap_or(("http", endpoint));

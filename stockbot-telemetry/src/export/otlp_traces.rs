@@ -181,7 +181,9 @@ impl Sink for OtlpSpanSink {
                 Outcome::Retry(after) if attempt < MAX_ATTEMPTS => {
                     let now = Instant::now();
                     let wait = self.backoff.failed(now, after);
-                    if now + wait >= deadline {
+                    // The next attempt may take a whole timeout: only start it if it can end
+                    // within the budget.
+                    if now + wait + self.budget / 2 > deadline {
                         break;
                     }
                     std::thread::sleep(wait);

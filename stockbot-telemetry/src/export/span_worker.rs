@@ -97,7 +97,7 @@ pub(crate) fn finish(
         }
         attributes.push(attribute(name, value, redactor, &mut hits));
     }
-    let extras = c.lock_extras().take().unwrap_or_default();
+    let extras = c.take_extras();
     let events = extras
         .events
         .iter()

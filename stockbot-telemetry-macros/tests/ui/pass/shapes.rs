@@ -60,6 +60,21 @@ pub fn parse_qty(text: &str) -> Result<u32, std::num::ParseIntError> {
 #[instrument_trade(operation = "heartbeat", metric = "stockbot_session")]
 pub async fn heartbeat() {}
 
+/// A parameter named like an attribute the macro sets is not captured (no duplicate label).
+#[instrument_trade(operation = "apply")]
+pub fn apply(operation: &str, outcome: u8) -> usize {
+    operation.len() + usize::from(outcome)
+}
+
+/// Patterns in parameters and `where` clauses.
+#[instrument_trade(operation = "spread")]
+pub fn spread<T>((bid, ask): (T, T)) -> T
+where
+    T: std::ops::Sub<Output = T> + Copy,
+{
+    ask - bid
+}
+
 mod renamed {
     use stockbot_telemetry as telemetry;
 
@@ -79,4 +94,6 @@ fn main() {
     assert_eq!(parse_qty(" 7 ").unwrap(), 7);
     let _hb = heartbeat();
     assert_eq!(renamed::renamed(), 1);
+    assert_eq!(apply("x", 1), 2);
+    assert_eq!(spread((1, 3)), 2);
 }

@@ -6,8 +6,9 @@
 //! counted as rejected. HTTP 413 splits the request in two; a single record over the request
 //! limit is dropped and counted. HTTP 429/502/503/504, timeouts and connection errors retry the
 //! request; any other HTTP error fails the pending items. A 200 whose body cannot be read
-//! re-sends everything pending (safe: the `_id`s make it idempotent). A batch's retries stop
-//! after twice the timeout; what is still pending is counted as failed.
+//! re-sends everything pending (safe: the `_id`s make it idempotent). A batch's requests all
+//! end within three times the timeout (no request starts that could not end in time); what is
+//! still pending then is counted as failed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -164,7 +165,8 @@ impl ElasticsearchSink {
             }
             let now = Instant::now();
             let wait = self.backoff.failed(now, retry_after);
-            if now + wait >= deadline {
+            // The next request may take a whole timeout: only start it if it can end in time.
+            if now + wait + self.settings.timeout > deadline {
                 break;
             }
             std::thread::sleep(wait);
@@ -286,7 +288,7 @@ fn parse_items(body: &[u8]) -> Option<Vec<ItemStatus>> {
 
 impl Sink for ElasticsearchSink {
     fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
-        let deadline = Instant::now() + self.settings.timeout * 2;
+        let deadline = Instant::now() + self.settings.timeout * 3;
         let limit = self.settings.max_bulk_bytes;
         let mut tally = Tally::default();
         let mut chunk: Vec<Item<'_>> = Vec::new();
