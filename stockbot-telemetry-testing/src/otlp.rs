@@ -35,6 +35,8 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// The gRPC method of trace exports.
 pub const GRPC_TRACES: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// The gRPC method of log exports.
+pub const GRPC_LOGS: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 /// The gRPC method of metrics exports.
 pub const GRPC_METRICS: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
@@ -213,7 +215,7 @@ impl FakeOtlpReceiver {
         })
     }
 
-    /// Starts an OTLP/gRPC receiver (trace and metrics services, gzip accepted) on a free
+    /// Starts an OTLP/gRPC receiver (trace, metrics and logs services, gzip accepted) on a free
     /// loopback port. Requests are recorded with the gRPC method's path, e.g.
     /// `/opentelemetry.proto.collector.trace.v1.TraceService/Export`; [`Self::traces`] and
     /// [`Self::metrics`] read both transports.
@@ -304,6 +306,37 @@ impl FakeOtlpReceiver {
             .collect()
     }
 
+    /// The log export requests answered with 2xx, decoded.
+    ///
+    /// # Panics
+    /// If a body is not a valid `ExportLogsServiceRequest`.
+    pub fn logs(
+        &self,
+    ) -> Vec<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest> {
+        self.received()
+            .into_iter()
+            .filter(|r| {
+                (r.path == "/v1/logs" || r.path == GRPC_LOGS) && (200..300).contains(&r.answered)
+            })
+            .map(|r| {
+                opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+                    r.body.as_slice(),
+                )
+                .expect("valid OTLP logs protobuf")
+            })
+            .collect()
+    }
+
+    /// Every log record of every accepted log export, in arrival order.
+    pub fn log_records(&self) -> Vec<opentelemetry_proto::tonic::logs::v1::LogRecord> {
+        self.logs()
+            .into_iter()
+            .flat_map(|r| r.resource_logs)
+            .flat_map(|rl| rl.scope_logs)
+            .flat_map(|sl| sl.log_records)
+            .collect()
+    }
+
     /// Every span of every accepted trace export, in arrival order.
     pub fn spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
         self.traces()
@@ -333,6 +366,12 @@ mod grpc {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+        LogsService, LogsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+    };
     use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
         MetricsService, MetricsServiceServer,
     };
@@ -350,7 +389,7 @@ mod grpc {
     use tonic::{Code, Request, Response, Status};
     use tonic_types::{ErrorDetails, StatusExt as _};
 
-    use super::{GRPC_METRICS, GRPC_TRACES, MAX_BODY, Received, Reply, State};
+    use super::{GRPC_LOGS, GRPC_METRICS, GRPC_TRACES, MAX_BODY, Received, Reply, State};
 
     #[derive(Clone)]
     struct Fake {
@@ -449,6 +488,16 @@ mod grpc {
     }
 
     #[tonic::codegen::async_trait]
+    impl LogsService for Fake {
+        async fn export(
+            &self,
+            request: Request<ExportLogsServiceRequest>,
+        ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+            self.answer(GRPC_LOGS, request).await
+        }
+    }
+
+    #[tonic::codegen::async_trait]
     impl MetricsService for Fake {
         async fn export(
             &self,
@@ -475,6 +524,11 @@ mod grpc {
         let _ = tonic::transport::Server::builder()
             .add_service(
                 TraceServiceServer::new(fake.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(MAX_BODY),
+            )
+            .add_service(
+                LogsServiceServer::new(fake.clone())
                     .accept_compressed(CompressionEncoding::Gzip)
                     .max_decoding_message_size(MAX_BODY),
             )

@@ -155,6 +155,13 @@ impl TelemetryBuilder {
         let targets = parse_filter(&config.log.filter)
             .map_err(|reason| Error::invalid("log.filter", &config.log.filter, reason))?;
 
+        let host_name = match &config.service.host_name {
+            Some(h) => h.clone(),
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown".into()),
+        };
         let mut sinks = Vec::new();
         if config.log.stdout {
             sinks.push(SinkSlot::new(
@@ -209,6 +216,28 @@ impl TelemetryBuilder {
                 Box::new(ElasticsearchSink::new(settings)),
             ));
         }
+        #[cfg(feature = "otlp")]
+        if let Some(o) = &config.log.otlp {
+            use crate::export::otlp_client::{BatchExporter, OtlpClient, Signal};
+            let client = OtlpClient::new(
+                Signal::Logs,
+                o.endpoint.clone(),
+                o.protocol,
+                o.compression,
+                o.headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                o.timeout,
+            );
+            sinks.push(SinkSlot::new(
+                "otlp",
+                Box::new(crate::export::otlp_logs::OtlpLogSink::new(
+                    BatchExporter::new(client, o.timeout),
+                    crate::export::otlp_metrics::resource_attributes(&config, &host_name),
+                )),
+            ));
+        }
         if sinks.is_empty() {
             return Err(Error::invalid(
                 "log.stdout",
@@ -217,13 +246,6 @@ impl TelemetryBuilder {
             ));
         }
 
-        let host_name = match &config.service.host_name {
-            Some(h) => h.clone(),
-            None => nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "unknown".into()),
-        };
         let (key, random_key) = match &config.log.redaction.pseudonym_key {
             Some(k) => (k.expose().as_bytes().to_vec(), false),
             None => {
@@ -473,9 +495,8 @@ fn build_spans(
             o.timeout,
         );
         let sink = crate::export::otlp_traces::OtlpSpanSink::new(
-            client,
+            crate::export::otlp_client::BatchExporter::new(client, o.timeout),
             crate::export::otlp_metrics::resource_attributes(config, host_name),
-            o.timeout,
         );
         sinks.push(SinkSlot::new("otlp", Box::new(sink)));
     }

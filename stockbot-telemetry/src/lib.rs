@@ -154,9 +154,10 @@ pub use collect::metrics::MetricsRecorder;
 pub use collect::propagation;
 pub use config::{
     Config, CustomField, DeploymentMode, ElasticsearchAuth, ElasticsearchConfig, FileConfig,
-    KeepConfig, LogConfig, MetricsConfig, OtlpCompression, OtlpMetricsConfig, OtlpProtocol,
-    OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig, SamplingRule, SchemaMode,
-    Secret, ServiceConfig, SpanFileConfig, SpanLimits, SystemMetricsConfig, TracesConfig,
+    KeepConfig, LogConfig, MetricsConfig, OtlpCompression, OtlpExporterConfig, OtlpLogsConfig,
+    OtlpMetricsConfig, OtlpProtocol, OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig,
+    SamplingRule, SchemaMode, Secret, ServiceConfig, SpanFileConfig, SpanLimits,
+    SystemMetricsConfig, TracesConfig,
 };
 pub use context::{
     add_link, current_context, extract_into, inject_current, inject_current_with, set_parent,

@@ -44,6 +44,34 @@ where
         config.log.filter = filter;
     }
     apply_otel_metrics(config, &otel)?;
+    match otel.get("OTEL_LOGS_EXPORTER").map(|v| v.trim()) {
+        None | Some("") => {}
+        Some("none") => config.log.otlp = None,
+        Some("otlp") => {
+            let o = config.log.otlp.get_or_insert_with(|| {
+                crate::config::OtlpExporterConfig::new("http://localhost:4318/v1/logs")
+            });
+            apply_otlp_exporter(
+                &otel,
+                "LOGS",
+                "/v1/logs",
+                OtlpTarget {
+                    endpoint: &mut o.endpoint,
+                    protocol: &mut o.protocol,
+                    compression: &mut o.compression,
+                    timeout: &mut o.timeout,
+                    headers: &mut o.headers,
+                },
+            )?;
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "OTEL_LOGS_EXPORTER",
+                other,
+                "expected otlp or none",
+            ));
+        }
+    }
     if let Some(s) = otel
         .get("OTEL_TRACES_SAMPLER")
         .filter(|s| !s.trim().is_empty())
@@ -263,6 +291,29 @@ fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
         "STOCKBOT_LOG_STDOUT" => config.log.stdout = parse_bool(key, value)?,
         "STOCKBOT_LOG_FILE" => config.log.file.enabled = parse_bool(key, value)?,
         "STOCKBOT_LOG_DIR" => config.log.file.directory = PathBuf::from(value),
+        "STOCKBOT_ELASTICSEARCH_URL" => {
+            config
+                .log
+                .elasticsearch
+                .get_or_insert_with(|| crate::config::ElasticsearchConfig::new(""))
+                .url = value.trim().to_owned();
+        }
+        "STOCKBOT_ELASTICSEARCH_DATA_STREAM" => {
+            config
+                .log
+                .elasticsearch
+                .get_or_insert_with(|| crate::config::ElasticsearchConfig::new(""))
+                .data_stream = Some(value.trim().to_owned());
+        }
+        "STOCKBOT_ELASTICSEARCH_API_KEY" => {
+            config
+                .log
+                .elasticsearch
+                .get_or_insert_with(|| crate::config::ElasticsearchConfig::new(""))
+                .auth = Some(crate::config::ElasticsearchAuth::ApiKey(Secret::new(
+                value.trim(),
+            )));
+        }
         "STOCKBOT_LOG_MAX_FIELD_BYTES" => config.log.max_field_bytes = parse(key, value)?,
         "STOCKBOT_PSEUDONYM_KEY" => {
             config.log.redaction.pseudonym_key = Some(Secret::new(value));
@@ -502,6 +553,34 @@ mod tests {
             c.traces.otlp.as_ref().unwrap().endpoint,
             "http://collector:4317"
         );
+    }
+
+    #[test]
+    fn logs_exporter_and_elasticsearch_variables_are_honoured() {
+        let mut c = Config::default();
+        c.apply_env([
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-tenant=desk"),
+            ("STOCKBOT_ELASTICSEARCH_URL", "http://es:9200"),
+            ("STOCKBOT_ELASTICSEARCH_API_KEY", "c2VjcmV0"),
+            ("STOCKBOT_ELASTICSEARCH_DATA_STREAM", "logs-router-prod"),
+        ])
+        .unwrap();
+        let o = c.log.otlp.as_ref().unwrap();
+        assert_eq!(o.endpoint, "http://collector:4318/v1/logs");
+        assert_eq!(o.headers["x-tenant"].expose(), "desk");
+        let es = c.log.elasticsearch.as_ref().unwrap();
+        assert_eq!(es.url, "http://es:9200");
+        assert_eq!(es.data_stream.as_deref(), Some("logs-router-prod"));
+        assert!(
+            matches!(&es.auth, Some(crate::config::ElasticsearchAuth::ApiKey(k)) if k.expose() == "c2VjcmV0")
+        );
+        assert!(!format!("{c:?}").contains("c2VjcmV0"));
+        let err = Config::default()
+            .apply_env([("OTEL_LOGS_EXPORTER", "kafka")])
+            .unwrap_err();
+        assert_eq!(field_of(&err), "OTEL_LOGS_EXPORTER");
     }
 
     #[test]

@@ -190,13 +190,15 @@ impl FromStr for OtlpCompression {
     }
 }
 
-/// OTLP span export (protobuf over HTTP, or gRPC).
+/// An OTLP exporter of a batched signal — spans (`traces.otlp`) or log records (`log.otlp`):
+/// protobuf over HTTP, or gRPC.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OtlpTracesConfig {
-    /// URL of the receiver. With `http/protobuf`, the full URL of the traces endpoint, e.g.
-    /// `http://otel-collector:4318/v1/traces` or Jaeger's `http://jaeger:4318/v1/traces`; with
-    /// `grpc`, the server's root, e.g. `http://otel-collector:4317`.
+pub struct OtlpExporterConfig {
+    /// URL of the receiver. With `http/protobuf`, the full URL of the signal's endpoint, e.g.
+    /// `http://otel-collector:4318/v1/traces` (Jaeger: `http://jaeger:4318/v1/traces`) or
+    /// `http://otel-collector:4318/v1/logs`; with `grpc`, the server's root, e.g.
+    /// `http://otel-collector:4317`.
     pub endpoint: String,
     /// Transport. Default `http/protobuf`.
     #[serde(default)]
@@ -206,7 +208,7 @@ pub struct OtlpTracesConfig {
     pub compression: OtlpCompression,
     /// Timeout of one export request. Default 10 s.
     #[serde(
-        default = "OtlpTracesConfig::default_timeout",
+        default = "OtlpExporterConfig::default_timeout",
         with = "humantime_serde"
     )]
     pub timeout: Duration,
@@ -215,14 +217,20 @@ pub struct OtlpTracesConfig {
     pub headers: BTreeMap<String, Secret>,
 }
 
-impl OtlpTracesConfig {
+/// Span export settings (`traces.otlp`).
+pub type OtlpTracesConfig = OtlpExporterConfig;
+
+/// Log record export settings (`log.otlp`).
+pub type OtlpLogsConfig = OtlpExporterConfig;
+
+impl OtlpExporterConfig {
     fn default_timeout() -> Duration {
         Duration::from_secs(10)
     }
 
     /// Export to `endpoint` with the defaults.
     pub fn new(endpoint: impl Into<String>) -> Self {
-        OtlpTracesConfig {
+        OtlpExporterConfig {
             endpoint: endpoint.into(),
             protocol: OtlpProtocol::default(),
             compression: OtlpCompression::default(),
@@ -412,6 +420,9 @@ pub struct LogConfig {
     pub fields: Vec<CustomField>,
     /// Ship records straight to Elasticsearch (`_bulk` into a data stream). Off by default.
     pub elasticsearch: Option<ElasticsearchConfig>,
+    /// Export records as OTLP logs to an OpenTelemetry Collector (feature `otlp`). Off by
+    /// default.
+    pub otlp: Option<OtlpLogsConfig>,
 }
 
 /// Direct shipping to Elasticsearch with the `_bulk` API: `create` actions into a data stream,
@@ -520,6 +531,7 @@ impl Default for LogConfig {
             sampling: Vec::new(),
             fields: Vec::new(),
             elasticsearch: None,
+            otlp: None,
         }
     }
 }
@@ -1015,6 +1027,9 @@ impl Config {
     /// | `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | `metrics.otlp.timeout` |
     /// | `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`) | `metrics.otlp.compression` |
     /// | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | `metrics.otlp.interval` |
+    /// | `OTEL_LOGS_EXPORTER` | `otlp` turns on `log.otlp`; `none` turns it off |
+    /// | `OTEL_EXPORTER_OTLP_LOGS_{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION}` and the generic ones (+ `/v1/logs` for `http/protobuf`) | `log.otlp.*` |
+    /// | `STOCKBOT_ELASTICSEARCH_URL`, `STOCKBOT_ELASTICSEARCH_DATA_STREAM`, `STOCKBOT_ELASTICSEARCH_API_KEY` | `log.elasticsearch.url`, `.data_stream`, `.auth` |
     /// | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `traces.sampler`, `traces.sampler_arg` |
     /// | `OTEL_TRACES_EXPORTER` | `none` turns traces off |
     /// | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `grpc`) | `traces.otlp.protocol` |

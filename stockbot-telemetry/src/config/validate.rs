@@ -35,6 +35,9 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
     if let Some(es) = &log.elasticsearch {
         check_elasticsearch(es)?;
     }
+    if let Some(o) = &log.otlp {
+        check_otlp("log.otlp", &o.endpoint, o.protocol, o.timeout, &o.headers)?;
+    }
     if let Some(dataset) = &log.dataset {
         non_empty_text("log.dataset", dataset)?;
     }

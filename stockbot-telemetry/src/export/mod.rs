@@ -8,6 +8,8 @@ pub(crate) mod exposition;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp_client;
 #[cfg(feature = "otlp")]
+pub(crate) mod otlp_logs;
+#[cfg(feature = "otlp")]
 pub(crate) mod otlp_metrics;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp_traces;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use prost::Message;
 
 use super::push::{Outcome, classify};
+use super::retry::{Backoff, RetryPolicy};
 use crate::config::{OtlpCompression, OtlpProtocol, Secret};
 
 /// Largest response body read (OTLP: cap what a receiver can make us buffer).
@@ -28,6 +29,7 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) enum Signal {
     Traces,
     Metrics,
+    Logs,
 }
 
 impl Signal {
@@ -36,6 +38,7 @@ impl Signal {
         match self {
             Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
         }
     }
 }
@@ -140,6 +143,64 @@ impl OtlpClient {
                 g.unary(self.signal.grpc_path(), request, &self.headers, self.gzip)
             }
         }
+    }
+}
+
+/// Attempts per batch (the first one and retries).
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The client of a batched signal (spans, log records) with its retry state: one batch is
+/// sent with the OTLP retry rules, and every attempt ends within twice the timeout (no
+/// attempt starts that could not end in time).
+pub(crate) struct BatchExporter {
+    client: OtlpClient,
+    timeout: Duration,
+    backoff: Backoff,
+}
+
+impl BatchExporter {
+    pub(crate) fn new(client: OtlpClient, timeout: Duration) -> Self {
+        BatchExporter {
+            client,
+            timeout,
+            backoff: Backoff::new(RetryPolicy {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(5),
+                max_retry_after: Duration::from_secs(30),
+                ..RetryPolicy::default()
+            }),
+        }
+    }
+
+    /// Sends `request` until accepted, refused, or out of attempts or time. On success, the
+    /// decoded response (`None` if it could not be read: the batch was accepted all the same).
+    pub(crate) fn export<Req, Resp>(&mut self, request: &Req) -> std::io::Result<Option<Resp>>
+    where
+        Req: Message + Clone + Send + 'static,
+        Resp: Message + Default + Send + 'static,
+    {
+        let deadline = std::time::Instant::now() + self.timeout * 2;
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.client.export::<Req, Resp>(request.clone()) {
+                (Outcome::Ok, response) => {
+                    self.backoff.succeeded();
+                    return Ok(response);
+                }
+                (Outcome::Rejected, _) => {
+                    return Err(std::io::Error::other("the receiver refused the batch"));
+                }
+                (Outcome::Retry(after), _) if attempt < MAX_ATTEMPTS => {
+                    let now = std::time::Instant::now();
+                    let wait = self.backoff.failed(now, after);
+                    if now + wait + self.timeout > deadline {
+                        break;
+                    }
+                    std::thread::sleep(wait);
+                }
+                (Outcome::Retry(_), _) => {}
+            }
+        }
+        Err(std::io::Error::other("the receiver stayed unavailable"))
     }
 }
 

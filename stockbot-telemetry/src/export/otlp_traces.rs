@@ -1,12 +1,11 @@
 //! OTLP span export (feature `otlp`): a span sink on the span worker. Each batch becomes one
-//! `ExportTraceServiceRequest`, sent by the shared [`OtlpClient`] (HTTP/protobuf to
+//! `ExportTraceServiceRequest`, sent by the shared [`BatchExporter`] (HTTP/protobuf to
 //! `/v1/traces`, or gRPC) to a Collector or Jaeger. Only the retryable answers are retried, with
 //! the shared backoff policy and `Retry-After`/`RetryInfo` honoured (capped), a bounded number
 //! of times within twice the timeout; a partial success is counted as rejected spans, never
 //! retried.
 
 use std::io;
-use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -17,15 +16,10 @@ use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 
-use super::otlp_client::OtlpClient;
+use super::otlp_client::BatchExporter;
 use super::otlp_metrics::kv;
-use super::push::Outcome;
-use super::retry::{Backoff, RetryPolicy};
 use super::sink::{Sink, Written};
 use crate::analysis::{FinishedSpan, SpanKind, read_json_lines};
-
-/// Attempts per batch (the first one and retries).
-const MAX_ATTEMPTS: u32 = 5;
 
 fn kind(k: SpanKind) -> i32 {
     (match k {
@@ -121,40 +115,13 @@ pub(crate) fn build_request(
 
 /// Spans to a Collector or Jaeger over OTLP.
 pub(crate) struct OtlpSpanSink {
-    client: OtlpClient,
-    /// Longest one batch may take, retries included (the worker's other sinks wait meanwhile).
-    budget: Duration,
+    exporter: BatchExporter,
     resource: Vec<(String, String)>,
-    backoff: Backoff,
 }
 
 impl OtlpSpanSink {
-    pub(crate) fn new(
-        client: OtlpClient,
-        resource: Vec<(String, String)>,
-        timeout: Duration,
-    ) -> Self {
-        OtlpSpanSink {
-            budget: timeout * 2,
-            client,
-            resource,
-            backoff: Backoff::new(RetryPolicy {
-                initial: Duration::from_millis(100),
-                max: Duration::from_secs(5),
-                max_retry_after: Duration::from_secs(30),
-                ..RetryPolicy::default()
-            }),
-        }
-    }
-
-    fn send(&mut self, request: &ExportTraceServiceRequest) -> (Outcome, u64) {
-        let (outcome, response) = self
-            .client
-            .export::<_, ExportTraceServiceResponse>(request.clone());
-        let rejected = response
-            .and_then(|r| r.partial_success)
-            .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
-        (outcome, rejected)
+    pub(crate) fn new(exporter: BatchExporter, resource: Vec<(String, String)>) -> Self {
+        OtlpSpanSink { exporter, resource }
     }
 }
 
@@ -163,35 +130,18 @@ impl Sink for OtlpSpanSink {
         let text = std::str::from_utf8(bytes).map_err(io::Error::other)?;
         let (spans, malformed) = read_json_lines(text);
         let request = build_request(&spans, &self.resource);
-        let deadline = Instant::now() + self.budget;
-        for attempt in 1..=MAX_ATTEMPTS {
-            let (outcome, rejected) = self.send(&request);
-            match outcome {
-                Outcome::Ok => {
-                    self.backoff.succeeded();
-                    // Lines that could not be read back were never sent: count them too.
-                    return Ok(Written {
-                        rejected: rejected + malformed as u64,
-                        ..Written::default()
-                    });
-                }
-                Outcome::Rejected => {
-                    return Err(io::Error::other("the receiver refused the batch"));
-                }
-                Outcome::Retry(after) if attempt < MAX_ATTEMPTS => {
-                    let now = Instant::now();
-                    let wait = self.backoff.failed(now, after);
-                    // The next attempt may take a whole timeout: only start it if it can end
-                    // within the budget.
-                    if now + wait + self.budget / 2 > deadline {
-                        break;
-                    }
-                    std::thread::sleep(wait);
-                }
-                Outcome::Retry(_) => {}
-            }
-        }
-        Err(io::Error::other("the receiver stayed unavailable"))
+        let response = self
+            .exporter
+            .export::<_, ExportTraceServiceResponse>(&request)?;
+        // Partial success: the refused spans are counted, never retried.
+        let rejected = response
+            .and_then(|r| r.partial_success)
+            .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
+        // Lines that could not be read back were never sent: count them too.
+        Ok(Written {
+            rejected: rejected + malformed as u64,
+            ..Written::default()
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
