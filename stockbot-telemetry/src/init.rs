@@ -218,22 +218,11 @@ impl TelemetryBuilder {
         }
         #[cfg(feature = "otlp")]
         if let Some(o) = &config.log.otlp {
-            use crate::export::otlp_client::{BatchExporter, OtlpClient, Signal};
-            let client = OtlpClient::new(
-                Signal::Logs,
-                o.endpoint.clone(),
-                o.protocol,
-                o.compression,
-                o.headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                o.timeout,
-            );
+            use crate::export::otlp_client::{BatchExporter, Signal};
             sinks.push(SinkSlot::new(
                 "otlp",
                 Box::new(crate::export::otlp_logs::OtlpLogSink::new(
-                    BatchExporter::new(client, o.timeout),
+                    BatchExporter::of(Signal::Logs, o),
                     crate::export::otlp_metrics::resource_attributes(&config, &host_name),
                 )),
             ));
@@ -482,20 +471,9 @@ fn build_spans(
     }
     #[cfg(feature = "otlp")]
     if let Some(o) = &t.otlp {
-        use crate::export::otlp_client::{OtlpClient, Signal};
-        let client = OtlpClient::new(
-            Signal::Traces,
-            o.endpoint.clone(),
-            o.protocol,
-            o.compression,
-            o.headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            o.timeout,
-        );
+        use crate::export::otlp_client::{BatchExporter, Signal};
         let sink = crate::export::otlp_traces::OtlpSpanSink::new(
-            crate::export::otlp_client::BatchExporter::new(client, o.timeout),
+            BatchExporter::of(Signal::Traces, o),
             crate::export::otlp_metrics::resource_attributes(config, host_name),
         );
         sinks.push(SinkSlot::new("otlp", Box::new(sink)));
@@ -706,10 +684,7 @@ fn build_metrics(
                 o.endpoint.clone(),
                 o.protocol,
                 o.compression,
-                o.headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                &o.headers,
                 o.timeout,
             ),
             registry: Arc::clone(&recorder.registry),

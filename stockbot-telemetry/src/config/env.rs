@@ -51,18 +51,7 @@ where
             let o = config.log.otlp.get_or_insert_with(|| {
                 crate::config::OtlpExporterConfig::new("http://localhost:4318/v1/logs")
             });
-            apply_otlp_exporter(
-                &otel,
-                "LOGS",
-                "/v1/logs",
-                OtlpTarget {
-                    endpoint: &mut o.endpoint,
-                    protocol: &mut o.protocol,
-                    compression: &mut o.compression,
-                    timeout: &mut o.timeout,
-                    headers: &mut o.headers,
-                },
-            )?;
+            apply_otlp_exporter(&otel, "LOGS", "/v1/logs", OtlpTarget::of(o))?;
         }
         Some(other) => {
             return Err(Error::invalid(
@@ -139,18 +128,7 @@ fn apply_otel_traces(
     let Some(o) = &mut t.otlp else {
         return Ok(());
     };
-    apply_otlp_exporter(
-        otel,
-        "TRACES",
-        "/v1/traces",
-        OtlpTarget {
-            endpoint: &mut o.endpoint,
-            protocol: &mut o.protocol,
-            compression: &mut o.compression,
-            timeout: &mut o.timeout,
-            headers: &mut o.headers,
-        },
-    )?;
+    apply_otlp_exporter(otel, "TRACES", "/v1/traces", OtlpTarget::of(o))?;
     // The exporter's own timeout variables win over the batch processor's.
     let exporter_timeout = [
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
@@ -173,6 +151,18 @@ struct OtlpTarget<'a> {
     compression: &'a mut crate::config::OtlpCompression,
     timeout: &'a mut Duration,
     headers: &'a mut std::collections::BTreeMap<String, Secret>,
+}
+
+impl<'a> OtlpTarget<'a> {
+    fn of(o: &'a mut crate::config::OtlpExporterConfig) -> Self {
+        OtlpTarget {
+            endpoint: &mut o.endpoint,
+            protocol: &mut o.protocol,
+            compression: &mut o.compression,
+            timeout: &mut o.timeout,
+            headers: &mut o.headers,
+        }
+    }
 }
 
 /// `OTEL_EXPORTER_OTLP_{SIGNAL_}{PROTOCOL,ENDPOINT,HEADERS,TIMEOUT,COMPRESSION}`, the

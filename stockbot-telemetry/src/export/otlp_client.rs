@@ -79,9 +79,13 @@ impl OtlpClient {
         endpoint: String,
         protocol: OtlpProtocol,
         compression: OtlpCompression,
-        headers: Vec<(String, Secret)>,
+        headers: &std::collections::BTreeMap<String, Secret>,
         timeout: Duration,
     ) -> Self {
+        let headers: Vec<(String, Secret)> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let transport = match protocol {
             #[cfg(feature = "otlp-grpc")]
             OtlpProtocol::Grpc => Transport::Grpc(grpc::GrpcTransport::new(&endpoint, timeout)),
@@ -159,6 +163,19 @@ pub(crate) struct BatchExporter {
 }
 
 impl BatchExporter {
+    /// The exporter `o` describes.
+    pub(crate) fn of(signal: Signal, o: &crate::config::OtlpExporterConfig) -> Self {
+        let client = OtlpClient::new(
+            signal,
+            o.endpoint.clone(),
+            o.protocol,
+            o.compression,
+            &o.headers,
+            o.timeout,
+        );
+        BatchExporter::new(client, o.timeout)
+    }
+
     pub(crate) fn new(client: OtlpClient, timeout: Duration) -> Self {
         BatchExporter {
             client,
