@@ -246,3 +246,106 @@ fn gzip_bodies_and_basic_auth_are_sent_and_a_dead_backend_is_counted() {
     assert!(stats.emitted >= 20);
     assert!(stats.accounted_for());
 }
+
+/// Runs the `stockbot-logs` binary with the given environment.
+fn stockbot_logs(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stockbot-logs"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn retention_is_installed_and_an_order_is_found_by_its_ids_from_the_cli() {
+    let es = FakeElasticsearch::start().unwrap();
+    let url = es.url();
+    let env = [
+        ("OTEL_SERVICE_NAME", "order-router"),
+        ("STOCKBOT_ELASTICSEARCH_URL", url.as_str()),
+        ("STOCKBOT_ELASTICSEARCH_API_KEY", "es-api-key-0123456789"),
+    ];
+    let (ok, _, err) = stockbot_logs(&["install"], &env);
+    assert!(ok, "{err}");
+    let template = &es.index_templates()["order-router-logs"];
+    assert_eq!(template["index_patterns"][0], "logs-order-router-*");
+    assert_eq!(
+        template["template"]["settings"]["index.lifecycle.name"],
+        "order-router-logs"
+    );
+    assert!(es.ilm_policies().contains_key("order-router-logs"));
+
+    // Ship an order's records, then fetch them back by client order id and by trace id.
+    let (dispatch, guard, _) = service(&es, |_| {});
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("replace_order");
+        let _e = span.enter();
+        tracing::info!(cl_ord_id = "C-2", orig_cl_ord_id = "C-1", "replace sent");
+        tracing::info!(cl_ord_id = "C-9", "another order");
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!(cl_ord_id = "C-1", "order sent");
+    });
+    assert!(guard.shutdown(Duration::from_secs(20)).completed);
+    let (ok, out, err) = stockbot_logs(&["search", "--cl-ord-id", "C-1"], &env);
+    assert!(ok, "{err}");
+    let found: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<&str> = found.iter().filter_map(|r| r["message"].as_str()).collect();
+    assert_eq!(messages, ["replace sent", "order sent"], "oldest first");
+    let trace = found[0]["trace.id"].as_str().unwrap().to_owned();
+    let (ok, out, _) = stockbot_logs(&["search", "--trace-id", &trace], &env);
+    assert!(ok);
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "both records of the replace's trace"
+    );
+
+    // Bad usage and a dead backend are clear errors.
+    let (ok, _, err) = stockbot_logs(&["search"], &env);
+    assert!(!ok && err.contains("--trace-id"), "{err}");
+    drop(es);
+    let (ok, _, err) = stockbot_logs(&["install"], &env);
+    assert!(!ok && err.contains(&url), "{err}");
+    assert!(!err.contains("es-api-key-0123456789"));
+}
+
+#[test]
+fn without_elasticsearch_search_reads_the_local_files() {
+    let dir = std::env::temp_dir().join(format!(
+        "stockbot-logs-cli-{}-{}",
+        std::process::id(),
+        stockbot_telemetry_testing::prometheus::free_port()
+    ));
+    let mut config = stockbot_telemetry_testing::test_config();
+    config.service.name = "order-router".into();
+    config.log.file.enabled = true;
+    config.log.file.directory = dir.clone();
+    let (dispatch, guard) = TelemetryBuilder::new(config).build_dispatch().unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!(cl_ord_id = "C-5", "order sent");
+        tracing::info!(cl_ord_id = "C-6", "other");
+    });
+    assert!(guard.shutdown(Duration::from_secs(20)).completed);
+    let dir_text = dir.display().to_string();
+    let (ok, out, err) = stockbot_logs(
+        &["search", "--cl-ord-id", "C-5"],
+        &[
+            ("OTEL_SERVICE_NAME", "order-router"),
+            ("STOCKBOT_LOG_DIR", dir_text.as_str()),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("order sent"));
+    let _ = std::fs::remove_dir_all(dir);
+}

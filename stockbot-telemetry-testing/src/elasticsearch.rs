@@ -1,4 +1,5 @@
-//! A fake Elasticsearch for tests: the `_bulk` API on a loopback port, parsing real NDJSON,
+//! A fake Elasticsearch for tests: the `_bulk`, `_search`, `_index_template` and
+//! `_ilm/policy` APIs on a loopback port. `_bulk` parses real NDJSON,
 //! storing documents per data stream with `create` semantics (an `_id` already stored answers
 //! 409), answering like Elasticsearch (HTTP 200 with `"errors": true` and a status per item),
 //! and taking scripted faults: a status for the whole request (with `Retry-After`), statuses per
@@ -13,7 +14,7 @@
 //! assert!(es.documents().is_empty());
 //! ```
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,6 +130,98 @@ struct State {
     documents: Vec<Document>,
     ids: HashSet<(String, String)>,
     requests: Vec<BulkRequest>,
+    templates: BTreeMap<String, Value>,
+    policies: BTreeMap<String, Value>,
+}
+
+/// `PUT /_index_template/<name>` and `PUT /_ilm/policy/<name>`: stored after the checks
+/// Elasticsearch makes first (a template needs `index_patterns`; a policy needs `phases`).
+fn put_definition(request: &Request, state: &Mutex<State>) -> Response {
+    let json_error = |reason: String| {
+        Response::new(
+            400,
+            "application/json",
+            error_json(400, "parse_exception", &reason),
+        )
+    };
+    let body: Value = match serde_json::from_slice(&request.body) {
+        Ok(v) => v,
+        Err(e) => return json_error(format!("request body is not JSON: {e}")),
+    };
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(name) = request.path.strip_prefix("/_index_template/") {
+        if !body["index_patterns"].is_array() {
+            return json_error("index_patterns is missing".into());
+        }
+        st.templates.insert(name.to_owned(), body);
+    } else if let Some(name) = request.path.strip_prefix("/_ilm/policy/") {
+        if !body["policy"]["phases"].is_object() {
+            return json_error("policy.phases is missing".into());
+        }
+        st.policies.insert(name.to_owned(), body);
+    }
+    Response::new(
+        200,
+        "application/json",
+        br#"{"acknowledged":true}"#.to_vec(),
+    )
+}
+
+/// Whether `source` matches a query of the subset the SDK sends: `term`, and `bool` with
+/// `should` (at least one) / `must` (all) of terms, on flat dotted field names.
+fn matches(query: &Value, source: &Value) -> bool {
+    if let Some(term) = query.get("term").and_then(Value::as_object) {
+        return term.iter().all(|(field, wanted)| {
+            let wanted = wanted.get("value").unwrap_or(wanted);
+            source.get(field) == Some(wanted)
+        });
+    }
+    if let Some(b) = query.get("bool") {
+        let all = |k: &str| {
+            b.get(k)
+                .and_then(Value::as_array)
+                .is_none_or(|qs| qs.iter().all(|q| matches(q, source)))
+        };
+        let any = b
+            .get("should")
+            .and_then(Value::as_array)
+            .is_none_or(|qs| qs.iter().any(|q| matches(q, source)));
+        return all("must") && all("filter") && any;
+    }
+    query.get("match_all").is_some()
+}
+
+/// `POST /<target>/_search`: matching documents of the target, sorted by `@timestamp`.
+fn search(request: &Request, state: &Mutex<State>) -> Response {
+    let target = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(json!({}));
+    let size = body["size"].as_u64().unwrap_or(10) as usize;
+    let query = body
+        .get("query")
+        .cloned()
+        .unwrap_or(json!({"match_all": {}}));
+    let st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut hits: Vec<&Document> = st
+        .documents
+        .iter()
+        .filter(|d| d.index == target && matches(&query, &d.source))
+        .collect();
+    hits.sort_by_key(|d| d.source["@timestamp"].as_str().unwrap_or("").to_owned());
+    let total = hits.len();
+    let hits: Vec<Value> = hits
+        .into_iter()
+        .take(size)
+        .map(|d| json!({"_index": d.index, "_id": d.id, "_source": d.source}))
+        .collect();
+    let answer = json!({"took": 1, "timed_out": false,
+        "hits": {"total": {"value": total, "relation": "eq"}, "hits": hits}});
+    Response::new(200, "application/json", answer.to_string().into_bytes())
 }
 
 /// The fake; stops on drop.
@@ -395,6 +488,13 @@ impl FakeElasticsearch {
             Arc::new(move |request: Request| {
                 if request.method == "POST" && request.path.ends_with("/_bulk") {
                     bulk(&request, &st, max_body)
+                } else if request.method == "PUT"
+                    && (request.path.starts_with("/_index_template/")
+                        || request.path.starts_with("/_ilm/policy/"))
+                {
+                    put_definition(&request, &st)
+                } else if request.method == "POST" && request.path.ends_with("/_search") {
+                    search(&request, &st)
                 } else {
                     Response::new(
                         404,
@@ -420,6 +520,16 @@ impl FakeElasticsearch {
     /// Every stored document, in arrival order.
     pub fn documents(&self) -> Vec<Document> {
         self.lock().documents.clone()
+    }
+
+    /// Index templates installed (`PUT /_index_template/<name>`), by name.
+    pub fn index_templates(&self) -> BTreeMap<String, Value> {
+        self.lock().templates.clone()
+    }
+
+    /// ILM policies installed (`PUT /_ilm/policy/<name>`), by name.
+    pub fn ilm_policies(&self) -> BTreeMap<String, Value> {
+        self.lock().policies.clone()
     }
 
     /// Every `_bulk` request so far.

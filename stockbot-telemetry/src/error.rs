@@ -76,6 +76,16 @@ pub enum ErrorKind {
     },
     /// The telemetry pipeline was already shut down.
     ShutDown,
+    /// A backend (Elasticsearch) or a local log file could not be used for an administrative
+    /// call (installing templates, searching).
+    Backend {
+        /// The URL or path.
+        target: String,
+        /// The HTTP status, when the backend answered.
+        status: Option<u16>,
+        /// What went wrong (the backend's own error, shortened).
+        message: String,
+    },
 }
 
 impl Error {
@@ -140,6 +150,14 @@ impl fmt::Display for Error {
                 write!(f, "invalid log filter {directives:?}: {reason}")
             }
             ErrorKind::ShutDown => write!(f, "the telemetry pipeline is shut down"),
+            ErrorKind::Backend {
+                target,
+                status: Some(status),
+                message,
+            } => write!(f, "{target} answered {status}: {message}"),
+            ErrorKind::Backend {
+                target, message, ..
+            } => write!(f, "{target}: {message}"),
         }
     }
 }

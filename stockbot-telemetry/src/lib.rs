@@ -140,6 +140,7 @@ pub mod analysis;
 mod collect;
 mod config;
 mod context;
+pub mod elasticsearch;
 mod error;
 mod export;
 mod guard;
@@ -156,7 +157,7 @@ pub use config::{
     Config, CustomField, DeploymentMode, ElasticsearchAuth, ElasticsearchConfig, FileConfig,
     KeepConfig, LogConfig, MetricsConfig, OtlpCompression, OtlpExporterConfig, OtlpLogsConfig,
     OtlpMetricsConfig, OtlpProtocol, OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig,
-    SamplingRule, SchemaMode, Secret, ServiceConfig, SpanFileConfig, SpanLimits,
+    RetentionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, SpanFileConfig, SpanLimits,
     SystemMetricsConfig, TracesConfig,
 };
 pub use context::{

@@ -473,6 +473,35 @@ pub struct ElasticsearchConfig {
     /// Largest dead-letter file; past it refused records are only counted. Default 64 MiB.
     #[serde(default = "ElasticsearchConfig::default_dead_letter_max_bytes")]
     pub dead_letter_max_bytes: u64,
+    /// Rollover and retention of the data stream's backing indices (the ILM policy).
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// The ILM policy of the log data stream: roll the write index over by age or size, delete
+/// indices some time after rollover.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Roll over when the write index is this old. Default 1 day.
+    #[serde(with = "humantime_serde")]
+    pub rollover_max_age: Duration,
+    /// Roll over when a primary shard reaches this size (Elasticsearch byte units). Default
+    /// `50gb`.
+    pub rollover_max_primary_shard_size: String,
+    /// Delete an index this long after its rollover. Default 30 days.
+    #[serde(with = "humantime_serde")]
+    pub delete_after: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            rollover_max_age: Duration::from_secs(86_400),
+            rollover_max_primary_shard_size: "50gb".into(),
+            delete_after: Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 impl ElasticsearchConfig {
@@ -497,6 +526,7 @@ impl ElasticsearchConfig {
             gzip: false,
             dead_letter: None,
             dead_letter_max_bytes: Self::default_dead_letter_max_bytes(),
+            retention: RetentionConfig::default(),
         }
     }
 }
