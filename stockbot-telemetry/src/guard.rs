@@ -32,6 +32,8 @@ pub struct TelemetryGuard {
     log_file: Option<PathBuf>,
     metrics: Option<MetricsParts>,
     shut_down: bool,
+    /// What [`TelemetryGuard::ingest_line`] needs: the record clock and the value limit.
+    ingest: (Arc<crate::collect::clock::RecordClock>, usize),
 }
 
 /// The running metrics side: recorder, renderer, scrape endpoint.
@@ -141,6 +143,7 @@ impl TelemetryGuard {
         drop_timeout: Duration,
         log_file: Option<PathBuf>,
         metrics: Option<MetricsParts>,
+        ingest: (Arc<crate::collect::clock::RecordClock>, usize),
     ) -> Self {
         TelemetryGuard {
             pipeline,
@@ -150,7 +153,65 @@ impl TelemetryGuard {
             log_file,
             metrics,
             shut_down: false,
+            ingest,
         }
+    }
+
+    /// Records a line that did not come from this SDK — a child process's or sidecar's JSON
+    /// or logfmt line, or a FIX message — parsed by [`ingest::parse_line`](crate::ingest::parse_line)
+    /// into a schema record (logger `ingest`, the field `ingest.source` = `source`), then
+    /// enriched, redacted and shipped like any record. It never blocks; like any record it is
+    /// counted, and dropped and counted when the queue is full. The level filter does not
+    /// apply (the line was already logged by its producer).
+    ///
+    /// Field names outside the schema are kept (under `extra.`); at most 1024 distinct such
+    /// names per process, past which further unknown fields are dropped and counted in the
+    /// pipeline's `unknown_fields`.
+    pub fn ingest_line(&self, source: &str, line: &str) {
+        let (clock, limit) = &self.ingest;
+        let parsed = crate::ingest::parse_line(line);
+        let level = parsed.level.unwrap_or(tracing::Level::INFO);
+        let mut message = parsed.message;
+        if message.len() > *limit {
+            let cut = crate::collect::record::cut_point(&message, *limit);
+            message.truncate(cut);
+            message.push_str("…[truncated]");
+        }
+        let mut rec = LogRecord::internal(clock.stamp(), level, "ingest", message);
+        rec.flags = 0;
+        let source = rec.copy_text(source, 256);
+        rec.fields.push(crate::collect::record::Field {
+            name: "ingest.source",
+            value: crate::collect::record::Value::Str(source),
+        });
+        for (name, value) in parsed.fields {
+            let Some(name) = crate::ingest::field_name(&name) else {
+                self.pipeline
+                    .acct
+                    .unknown_fields
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            };
+            use crate::collect::record::Value as V;
+            use crate::ingest::ParsedValue as P;
+            let value = match value {
+                P::Str(s) => V::Str(rec.copy_text(&s, *limit)),
+                P::I64(i) => V::I64(i),
+                P::F64(f) => V::F64(f),
+                P::Bool(b) => V::Bool(b),
+            };
+            rec.fields
+                .push(crate::collect::record::Field { name, value });
+        }
+        if self.pipeline.is_closed() {
+            self.pipeline
+                .acct
+                .emitted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.pipeline.acct.dropped(self.pipeline.closed_reason());
+            return;
+        }
+        self.pipeline.submit(rec);
     }
 
     /// The metrics recorder (when `metrics.enabled`), for scoped use with

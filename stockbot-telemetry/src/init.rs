@@ -312,6 +312,7 @@ impl TelemetryBuilder {
             p.drop_flush_timeout,
             log_file.clone(),
             metrics,
+            (Arc::clone(&clock), config.log.max_field_bytes),
         );
         let sink_list = pipeline
             .acct

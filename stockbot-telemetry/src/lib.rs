@@ -144,6 +144,7 @@ pub mod elasticsearch;
 mod error;
 mod export;
 mod guard;
+pub mod ingest;
 mod init;
 mod instrument;
 mod process;

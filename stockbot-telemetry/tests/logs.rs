@@ -440,3 +440,71 @@ fn a_cut_value_does_not_leak_the_head_of_a_secret() {
     let text = buf.text();
     assert!(!text.contains("4111"), "{text}");
 }
+
+#[test]
+fn foreign_lines_and_fix_messages_become_redacted_searchable_records() {
+    let buf = Buffer::default();
+    let (_dispatch, guard) = TelemetryBuilder::new(config())
+        .with_writer("mem", buf.clone())
+        .build_dispatch()
+        .unwrap();
+    let fix = [
+        "8=FIX.4.4|9=150|35=D|49=BROKER|56=XNAS|11=C-2001|55=AAPL|54=1|38=100|44=189.25|40=2|59=0|1=ACC-7788|10=012|",
+        "8=FIX.4.4\u{1}35=8\u{1}11=C-2001\u{1}39=8\u{1}58=price band\u{1}10=200\u{1}",
+        "8=FIX.4.4|35=A|553=trader1|554=hunter2-fix-password|",
+    ];
+    for line in fix {
+        guard.ingest_line("fix-gateway", line);
+    }
+    guard.ingest_line(
+        "risk-sidecar",
+        r#"level=warn msg="limit near" cl_ord_id=C-2001 usage=0.93 api_key=sk_live_0123456789abcdefABCD"#,
+    );
+    guard.ingest_line(
+        "feed-handler",
+        r#"{"level":"error","msg":"gap","seq":{"expected":10,"got":12}}"#,
+    );
+    guard.ingest_line("legacy", "plain text from a legacy tool");
+    assert!(guard.flush(Duration::from_secs(10)));
+    let text = buf.text();
+    for secret in [
+        "ACC-7788",
+        "hunter2-fix-password",
+        "sk_live_0123456789abcdefABCD",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["log.logger"] == "ingest")
+        .collect();
+    assert_eq!(records.len(), 6);
+    let order: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["order.cl_ord_id"] == "C-2001")
+        .collect();
+    assert_eq!(order.len(), 3, "the order's records, whatever their source");
+    let new_order = &records[0];
+    assert_eq!(new_order["message"], "FIX NewOrderSingle");
+    assert_eq!(new_order["order.side"], "buy");
+    assert_eq!(new_order["order.quantity"].as_f64(), Some(100.0));
+    assert_eq!(new_order["instrument.symbol"], "AAPL");
+    assert!(
+        new_order["account.id"]
+            .as_str()
+            .unwrap()
+            .starts_with("pseu_")
+    );
+    assert_eq!(new_order["extra.ingest.source"], "fix-gateway");
+    assert_eq!(
+        records[1]["log.level"], "WARN",
+        "a rejected execution report"
+    );
+    assert_eq!(records[1]["order.status"], "rejected");
+    assert_eq!(records[3]["log.level"], "WARN");
+    assert_eq!(records[4]["extra.seq.got"], json!(12));
+    assert_eq!(records[5]["message"], "plain text from a legacy tool");
+    let stats = guard.shutdown(Duration::from_secs(10)).stats;
+    assert!(stats.accounted_for(), "{stats:?}");
+}
