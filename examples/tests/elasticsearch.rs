@@ -349,3 +349,50 @@ fn without_elasticsearch_search_reads_the_local_files() {
     assert!(out.contains("order sent"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn tls_is_verified_against_the_configured_ca_and_an_untrusted_server_is_refused_and_counted() {
+    let es = FakeElasticsearch::start_tls().unwrap();
+    assert!(es.url().starts_with("https://127.0.0.1:"));
+    let dir = std::env::temp_dir().join(format!(
+        "stockbot-es-tls-{}-{}",
+        std::process::id(),
+        stockbot_telemetry_testing::prometheus::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("http_ca.crt");
+    std::fs::write(&ca, es.ca_pem().unwrap()).unwrap();
+
+    // Trusting the cluster's CA: shipped.
+    let (dispatch, guard, _) = service(&es, |c| c.ca_file = Some(ca.clone()));
+    emit(&dispatch, 0, 10);
+    let stats = guard.shutdown(Duration::from_secs(20)).stats;
+    assert_eq!(stored(&es).len(), 10);
+    assert_eq!(sink(&stats).written, stats.emitted);
+
+    // Without it (Mozilla's roots only): the self-signed chain is refused, never accepted,
+    // and every record is counted.
+    let before = es.requests().len();
+    let (dispatch, guard, _) = service(&es, |c| c.timeout = Duration::from_millis(500));
+    emit(&dispatch, 100, 10);
+    let stats = guard.shutdown(Duration::from_secs(20)).stats;
+    assert_eq!(sink(&stats).written, 0);
+    assert_eq!(sink(&stats).dropped_total(), stats.emitted, "{stats:?}");
+    assert!(stats.accounted_for());
+    assert_eq!(es.requests().len(), before, "no request got through");
+    assert_eq!(stored(&es).len(), 10);
+
+    // A CA file that is not PEM is refused at start-up, naming the setting.
+    let bad = dir.join("not-a-cert.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let mut config = stockbot_telemetry_testing::test_config();
+    let mut es_config = ElasticsearchConfig::new(es.url());
+    es_config.ca_file = Some(bad);
+    config.log.elasticsearch = Some(es_config);
+    let err = TelemetryBuilder::new(config).build_dispatch().unwrap_err();
+    assert!(
+        err.to_string().contains("log.elasticsearch.ca_file"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

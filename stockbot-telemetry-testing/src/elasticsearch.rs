@@ -228,6 +228,7 @@ fn search(request: &Request, state: &Mutex<State>) -> Response {
 pub struct FakeElasticsearch {
     server: HttpServer,
     state: Arc<Mutex<State>>,
+    ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for FakeElasticsearch {
@@ -478,11 +479,33 @@ impl FakeElasticsearch {
     /// # Errors
     /// If no loopback port can be bound.
     pub fn with_max_body(max_body: usize) -> std::io::Result<Self> {
+        FakeElasticsearch::start_inner(max_body, false)
+    }
+
+    /// Starts over TLS with a certificate for `127.0.0.1` signed by a CA made for this fake:
+    /// [`FakeElasticsearch::ca_pem`] is that CA, to trust in the client under test. A client
+    /// that does not trust it must refuse the connection.
+    ///
+    /// # Errors
+    /// If no loopback port can be bound or the certificates cannot be made.
+    pub fn start_tls() -> std::io::Result<Self> {
+        FakeElasticsearch::start_inner(DEFAULT_MAX_BODY, true)
+    }
+
+    /// The CA certificate (PEM) of a TLS fake.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    fn start_inner(max_body: usize, tls: bool) -> std::io::Result<Self> {
+        let pki = tls
+            .then(crate::http_server::TestPki::generate)
+            .transpose()?;
         let state = Arc::new(Mutex::new(State::default()));
         let st = Arc::clone(&state);
         // The transport takes anything up to Elasticsearch's own limit; the fake applies
         // `max_body` itself so that 413 answers are recorded like the others.
-        let server = HttpServer::start(
+        let server = HttpServer::start_with(
             "fake-elasticsearch",
             DEFAULT_MAX_BODY.max(max_body),
             Arc::new(move |request: Request| {
@@ -503,13 +526,23 @@ impl FakeElasticsearch {
                     )
                 }
             }),
+            pki.as_ref().map(|p| Arc::clone(&p.server)),
         )?;
-        Ok(FakeElasticsearch { server, state })
+        Ok(FakeElasticsearch {
+            server,
+            state,
+            ca_pem: pki.map(|p| p.ca_pem),
+        })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` for a TLS fake.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.server.addr)
     }
 
     /// Queues answers for the next `_bulk` requests (afterwards: normal behaviour).

@@ -3,7 +3,7 @@
 //! may delay its answer or drop the connection.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -64,6 +64,16 @@ pub(crate) struct HttpServer {
 impl HttpServer {
     /// Serves on a free loopback port; bodies over `max_body` get 413.
     pub(crate) fn start(name: &str, max_body: usize, handler: Handler) -> std::io::Result<Self> {
+        HttpServer::start_with(name, max_body, handler, None)
+    }
+
+    /// As [`HttpServer::start`], over TLS when `tls` is given.
+    pub(crate) fn start_with(
+        name: &str,
+        max_body: usize,
+        handler: Handler,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -76,9 +86,22 @@ impl HttpServer {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                             let handler = Arc::clone(&handler);
+                            let tls = tls.clone();
                             std::thread::spawn(move || {
-                                let _ = serve(stream, max_body, &handler);
+                                let _ = match tls {
+                                    Some(config) => rustls::ServerConnection::new(config)
+                                        .map_err(std::io::Error::other)
+                                        .and_then(|conn| {
+                                            serve(
+                                                rustls::StreamOwned::new(conn, stream),
+                                                max_body,
+                                                &handler,
+                                            )
+                                        }),
+                                    None => serve(stream, max_body, &handler),
+                                };
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -102,15 +125,14 @@ impl Drop for HttpServer {
     }
 }
 
-fn simple(stream: &mut TcpStream, status: &str) -> std::io::Result<()> {
+fn simple(stream: &mut impl Write, status: &str) -> std::io::Result<()> {
     stream.write_all(
         format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
     )
 }
 
-fn serve(mut stream: TcpStream, max_body: usize, handler: &Handler) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+fn serve<S: Read + Write>(stream: S, max_body: usize, handler: &Handler) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
@@ -137,7 +159,7 @@ fn serve(mut stream: TcpStream, max_body: usize, handler: &Handler) -> std::io::
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or(0);
         if len > max_body {
-            return simple(&mut stream, "413 Payload Too Large");
+            return simple(reader.get_mut(), "413 Payload Too Large");
         }
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
@@ -150,10 +172,10 @@ fn serve(mut stream: TcpStream, max_body: usize, handler: &Handler) -> std::io::
                 .take(max_body as u64 + 1)
                 .read_to_end(&mut plain);
             if decoded.is_err() {
-                return simple(&mut stream, "400 Bad Request");
+                return simple(reader.get_mut(), "400 Bad Request");
             }
             if plain.len() > max_body {
-                return simple(&mut stream, "413 Payload Too Large");
+                return simple(reader.get_mut(), "413 Payload Too Large");
             }
             body = plain;
         }
@@ -177,7 +199,51 @@ fn serve(mut stream: TcpStream, max_body: usize, handler: &Handler) -> std::io::
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
+        let stream = reader.get_mut();
         stream.write_all(head.as_bytes())?;
         stream.write_all(&response.body)?;
+        stream.flush()?;
+    }
+}
+
+/// A throw-away certificate authority and a server certificate it signed for `127.0.0.1` and
+/// `localhost`, for TLS fakes.
+pub(crate) struct TestPki {
+    /// The CA certificate (PEM), to trust in the client under test.
+    pub(crate) ca_pem: String,
+    pub(crate) server: Arc<rustls::ServerConfig>,
+}
+
+impl TestPki {
+    pub(crate) fn generate() -> std::io::Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+        let err = std::io::Error::other;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "stockbot-telemetry-testing CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?)
+            .map_err(err)?;
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
+        leaf.subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        let leaf_key = KeyPair::generate().map_err(err)?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &ca).map_err(err)?;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
+        );
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone(), ca.der().clone()], key)
+        .map_err(std::io::Error::other)?;
+        Ok(TestPki {
+            ca_pem: ca.pem(),
+            server: Arc::new(server),
+        })
     }
 }

@@ -184,11 +184,13 @@ fn request(
     body: &Value,
 ) -> Result<Value, Error> {
     let url = format!("{}{path}", es.url.trim_end_matches('/'));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(es.timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let ca = match &es.ca_file {
+        Some(path) => Some(crate::export::tls::load_ca_file(path).map_err(|reason| {
+            Error::invalid("log.elasticsearch.ca_file", path.display(), reason)
+        })?),
+        None => None,
+    };
+    let agent = crate::export::tls::agent(es.timeout, ca.as_deref());
     let mut builder = match method {
         "PUT" => agent.put(&url),
         _ => agent.post(&url),

@@ -193,8 +193,15 @@ impl TelemetryBuilder {
         }
         if let Some(es) = &config.log.elasticsearch {
             use crate::export::sink::elasticsearch::{ElasticsearchSettings, ElasticsearchSink};
+            let ca = match &es.ca_file {
+                Some(path) => Some(crate::export::tls::load_ca_file(path).map_err(|reason| {
+                    Error::invalid("log.elasticsearch.ca_file", path.display(), reason)
+                })?),
+                None => None,
+            };
             let settings = ElasticsearchSettings {
                 url: es.url.clone(),
+                ca,
                 data_stream: es.data_stream.clone().unwrap_or_else(|| {
                     format!("logs-{}-default", config.service.name.to_ascii_lowercase())
                 }),

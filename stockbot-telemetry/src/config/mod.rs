@@ -437,15 +437,21 @@ pub struct LogConfig {
 ///
 /// ```toml
 /// [log.elasticsearch]
-/// url = "http://127.0.0.1:9200"
+/// url = "https://127.0.0.1:9200"
+/// ca_file = "/etc/elasticsearch/certs/http_ca.crt"
 /// data_stream = "logs-order-router-default"
 /// auth = { api_key = "base64-id:key" }
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticsearchConfig {
-    /// `http://host:port` of the cluster (or of a coordinating node / load balancer).
+    /// `https://host:port` (or `http://`) of the cluster, a coordinating node or a load
+    /// balancer. Certificates are always verified.
     pub url: String,
+    /// PEM file of the CA(s) that sign the cluster's certificate (Elasticsearch's own
+    /// `http_ca.crt`); default: Mozilla's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Target data stream. Default `logs-<service.name>-default`; it must match an index
     /// template with `data_stream` enabled (Elasticsearch's built-in `logs-*-*` does).
     #[serde(default)]
@@ -519,6 +525,7 @@ impl ElasticsearchConfig {
     pub fn new(url: impl Into<String>) -> Self {
         ElasticsearchConfig {
             url: url.into(),
+            ca_file: None,
             data_stream: None,
             auth: None,
             max_bulk_bytes: Self::default_max_bulk_bytes(),

@@ -321,7 +321,10 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
 
 /// The Elasticsearch shipper's settings.
 fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Error> {
-    let rest = es.url.strip_prefix("http://");
+    let rest = es
+        .url
+        .strip_prefix("https://")
+        .or_else(|| es.url.strip_prefix("http://"));
     if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains('@')) {
         // A URL with credentials is not echoed.
         let shown = if es.url.contains('@') {
@@ -332,7 +335,7 @@ fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Er
         return Err(Error::invalid(
             "log.elasticsearch.url",
             shown,
-            "must be an http://host:port URL without credentials (put them in log.elasticsearch.auth; https is not supported yet)",
+            "must be an https:// (or http://) host:port URL without credentials (put them in log.elasticsearch.auth)",
         ));
     }
     if let Some(ds) = &es.data_stream {
@@ -358,6 +361,17 @@ fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Er
         ));
     }
     positive_duration("log.elasticsearch.timeout", es.timeout)?;
+    if let Some(ca) = &es.ca_file {
+        if !es.url.starts_with("https://") {
+            return Err(Error::invalid(
+                "log.elasticsearch.ca_file",
+                ca.display(),
+                "a CA file needs an https:// url",
+            ));
+        }
+        crate::export::tls::load_ca_file(ca)
+            .map_err(|reason| Error::invalid("log.elasticsearch.ca_file", ca.display(), reason))?;
+    }
     if let Some(crate::config::ElasticsearchAuth::Basic { username, .. }) = &es.auth
         && (username.is_empty() || username.contains(':'))
     {

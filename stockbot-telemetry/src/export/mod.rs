@@ -20,6 +20,7 @@ pub(crate) mod retry;
 pub(crate) mod scrape;
 pub(crate) mod sink;
 pub(crate) mod span_worker;
+pub(crate) mod tls;
 pub(crate) mod worker;
 
 /// gzip at the fastest level (request bodies of the exporters).

@@ -29,6 +29,8 @@ const MAX_ATTEMPTS: u32 = 6;
 #[derive(Debug, Clone)]
 pub(crate) struct ElasticsearchSettings {
     pub(crate) url: String,
+    /// Trusted CAs (validated configuration); `None`: Mozilla's roots.
+    pub(crate) ca: Option<Vec<ureq::tls::Certificate<'static>>>,
     pub(crate) data_stream: String,
     pub(crate) auth: Option<ElasticsearchAuth>,
     pub(crate) max_bulk_bytes: usize,
@@ -76,11 +78,7 @@ impl ElasticsearchSink {
             )),
         });
         ElasticsearchSink {
-            agent: ureq::Agent::config_builder()
-                .timeout_global(Some(settings.timeout))
-                .http_status_as_error(false)
-                .build()
-                .into(),
+            agent: crate::export::tls::agent(settings.timeout, settings.ca.as_deref()),
             bulk_url: format!("{}/_bulk", settings.url.trim_end_matches('/')),
             authorization,
             nonce: crate::collect::span::random_u64(),
