@@ -126,6 +126,9 @@ impl BulkRequest {
 
 #[derive(Default)]
 struct State {
+    /// Keep the documents' sources (off for throughput runs: only ids and a count are kept).
+    keep_sources: bool,
+    stored: u64,
     script: VecDeque<EsReply>,
     documents: Vec<Document>,
     ids: HashSet<(String, String)>,
@@ -304,7 +307,8 @@ fn bulk(request: &Request, state: &Mutex<State>, max_body: usize) -> Response {
         );
     }
     // Parse first: even a scripted failure records which items it refused.
-    let parsed = parse_bulk(request);
+    let keep_sources = state.lock().unwrap_or_else(|p| p.into_inner()).keep_sources;
+    let parsed = parse_bulk(request, keep_sources);
     if let Ok(items) = &parsed {
         record.items = items
             .iter()
@@ -358,25 +362,37 @@ fn bulk(request: &Request, state: &Mutex<State>, max_body: usize) -> Response {
                 _ if st.ids.contains(&key) => 409,
                 _ => {
                     st.ids.insert(key);
-                    st.documents.push(Document {
-                        index: index.clone(),
-                        id: id.clone(),
-                        source,
-                    });
+                    st.stored += 1;
+                    if st.keep_sources {
+                        st.documents.push(Document {
+                            index: index.clone(),
+                            id: id.clone(),
+                            source,
+                        });
+                    }
                     201
                 }
             };
-            let mut result = json!({"_index": index, "_id": id, "status": status});
+            let mut item = format!(
+                "{{\"create\":{{\"_index\":{},\"_id\":{},\"status\":{status}",
+                Value::from(index.as_str()),
+                Value::from(id.as_str())
+            );
             if !(200..300).contains(&status) {
                 errors = true;
-                result["error"] = item_error(status);
+                item.push_str(",\"error\":");
+                item.push_str(&item_error(status).to_string());
             }
+            item.push_str("}}");
             record.item_statuses.push(status);
-            answers.push(json!({ "create": result }));
+            answers.push(item);
         }
     }
     record.answered = 200;
-    let body = json!({"took": 1, "errors": errors, "items": answers}).to_string();
+    let body = format!(
+        "{{\"took\":1,\"errors\":{errors},\"items\":[{}]}}",
+        answers.join(",")
+    );
     respond(
         record,
         Response::new(200, "application/json", body.into_bytes()),
@@ -386,7 +402,12 @@ fn bulk(request: &Request, state: &Mutex<State>, max_body: usize) -> Response {
 type Parsed = Vec<(String, String, Value)>;
 
 /// The `create` items of a `_bulk` body, or the error Elasticsearch would answer.
-fn parse_bulk(request: &Request) -> Result<Parsed, (u16, &'static str, String)> {
+/// Parses the items; without `keep_sources` a document is only checked to be a JSON object
+/// (not parsed), which keeps the fake cheap in throughput runs.
+fn parse_bulk(
+    request: &Request,
+    keep_sources: bool,
+) -> Result<Parsed, (u16, &'static str, String)> {
     let content_type = request.header("content-type").unwrap_or("");
     if !(content_type.starts_with("application/x-ndjson")
         || content_type.starts_with("application/json"))
@@ -453,13 +474,25 @@ fn parse_bulk(request: &Request) -> Result<Parsed, (u16, &'static str, String)> 
             "illegal_argument_exception",
             "action without a document".into(),
         ))?;
-        let source: Value = serde_json::from_slice(source).map_err(|e| {
-            (
-                400,
-                "document_parsing_exception",
-                format!("malformed document: {e}"),
-            )
-        })?;
+        let source: Value = if keep_sources {
+            serde_json::from_slice(source).map_err(|e| {
+                (
+                    400,
+                    "document_parsing_exception",
+                    format!("malformed document: {e}"),
+                )
+            })?
+        } else {
+            let t = source.trim_ascii();
+            if !(t.starts_with(b"{") && t.ends_with(b"}")) {
+                return Err((
+                    400,
+                    "document_parsing_exception",
+                    "malformed document: not a JSON object".into(),
+                ));
+            }
+            Value::Null
+        };
         items.push((index, id, source));
     }
     Ok(items)
@@ -501,7 +534,10 @@ impl FakeElasticsearch {
         let pki = tls
             .then(crate::http_server::TestPki::generate)
             .transpose()?;
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            keep_sources: true,
+            ..State::default()
+        }));
         let st = Arc::clone(&state);
         // The transport takes anything up to Elasticsearch's own limit; the fake applies
         // `max_body` itself so that 413 answers are recorded like the others.
@@ -548,6 +584,17 @@ impl FakeElasticsearch {
     /// Queues answers for the next `_bulk` requests (afterwards: normal behaviour).
     pub fn script(&self, replies: impl IntoIterator<Item = EsReply>) {
         self.lock().script.extend(replies);
+    }
+
+    /// Keeps only the ids and a count of stored documents, not their sources (for throughput
+    /// runs: [`FakeElasticsearch::documents`] then stays empty).
+    pub fn discard_sources(&self) {
+        self.lock().keep_sources = false;
+    }
+
+    /// How many documents were stored.
+    pub fn stored_count(&self) -> u64 {
+        self.lock().stored
     }
 
     /// Every stored document, in arrival order.

@@ -87,6 +87,8 @@ impl HttpServer {
                         Ok((stream, _)) => {
                             let _ = stream.set_nonblocking(false);
                             let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                            // Answers go out at once (no Nagle delay against delayed ACKs).
+                            let _ = stream.set_nodelay(true);
                             let handler = Arc::clone(&handler);
                             let tls = tls.clone();
                             std::thread::spawn(move || {
@@ -199,9 +201,10 @@ fn serve<S: Read + Write>(stream: S, max_body: usize, handler: &Handler) -> std:
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
+        let mut answer = head.into_bytes();
+        answer.extend_from_slice(&response.body);
         let stream = reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&response.body)?;
+        stream.write_all(&answer)?;
         stream.flush()?;
     }
 }

@@ -1,0 +1,178 @@
+//! Log shipping to Elasticsearch, measured end to end: sustained records per second shipped to
+//! the fake Elasticsearch running in its own process (redaction on; gzip off and on), and the
+//! process's memory during a backend outage at a fixed input rate. Absolute figures (no peer
+//! runs here); reported in `docs/performance.md`.
+//!
+//! Run: `cargo bench -p examples --bench shipping` (60 s outage), or `-- --quick` (10 s).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stockbot_telemetry::{Config, ElasticsearchConfig, TelemetryBuilder};
+
+fn config(url: String, gzip: bool) -> Config {
+    let mut c = Config::for_service("bench-router");
+    c.service.host_name = Some("bench-host".into());
+    c.log.stdout = false;
+    c.log.file.enabled = false;
+    c.metrics.enabled = false;
+    c.traces.enabled = false;
+    c.pipeline.queue_capacity = 65_536;
+    c.pipeline.batch_max_records = 4096;
+    c.pipeline.batch_max_bytes = 4 * 1024 * 1024;
+    c.log.redaction.pseudonym_key = Some(stockbot_telemetry::Secret::new("bench-key-0123456789"));
+    let mut es = ElasticsearchConfig::new(url);
+    es.gzip = gzip;
+    es.timeout = Duration::from_secs(5);
+    es.dead_letter = Some(std::env::temp_dir().join("stockbot-bench-dead-letter.log"));
+    c.log.elasticsearch = Some(es);
+    c
+}
+
+/// One ~300-byte record (before enrichment): an order event with ids, an account to
+/// pseudonymise and a value the redactor scans.
+fn emit(i: u64) {
+    tracing::info!(
+        cl_ord_id = i,
+        symbol = "AAPL",
+        venue = "XNAS",
+        side = "buy",
+        quantity = 100u64,
+        price = 189.25,
+        account = "ACC-0012345",
+        "order routed to venue after risk check passed"
+    );
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn throughput(n: u64, gzip: bool) {
+    let mut fake = Command::new(env!("CARGO_BIN_EXE_fake-elasticsearch"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the fake-elasticsearch binary");
+    let mut out = BufReader::new(fake.stdout.take().unwrap());
+    let mut url = String::new();
+    out.read_line(&mut url).unwrap();
+    let (dispatch, guard) = TelemetryBuilder::new(config(url.trim().to_owned(), gzip))
+        .build_dispatch()
+        .unwrap();
+    let start = Instant::now();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..n {
+            // Sustained: never let the queue fill (that would measure drops, not shipping).
+            if i % 1024 == 0 {
+                while guard.stats().queued > 48_000 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            emit(i);
+        }
+    });
+    assert!(guard.flush(Duration::from_secs(120)));
+    let elapsed = start.elapsed();
+    let stats = guard.shutdown(Duration::from_secs(30)).stats;
+    let sink = stats.sink("elasticsearch").unwrap();
+    let mut stdin = fake.stdin.take().unwrap();
+    writeln!(stdin, "count").unwrap();
+    let mut count = String::new();
+    out.read_line(&mut count).unwrap();
+    drop(stdin);
+    let _ = fake.wait();
+    println!(
+        "shipping gzip={}: {n} records in {:.2} s = {:.0} records/s; written {}, dropped {}, stored by the fake {}",
+        if gzip { "on " } else { "off" },
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        sink.written,
+        sink.dropped_total() + stats.dropped.values().sum::<u64>(),
+        count.trim()
+    );
+}
+
+/// The same load into a writer that discards: what the pipeline itself sustains (capture,
+/// enrichment, redaction, encoding), for reference.
+fn pipeline_only(n: u64) {
+    let mut c = config(String::new(), false);
+    c.log.elasticsearch = None;
+    let (dispatch, guard) = TelemetryBuilder::new(c)
+        .with_writer("null", std::io::sink())
+        .build_dispatch()
+        .unwrap();
+    let start = Instant::now();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..n {
+            if i % 1024 == 0 {
+                while guard.stats().queued > 48_000 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            emit(i);
+        }
+    });
+    assert!(guard.flush(Duration::from_secs(120)));
+    let elapsed = start.elapsed();
+    println!(
+        "pipeline only (null writer): {n} records in {:.2} s = {:.0} records/s",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn outage(duration: Duration, rate: u64) {
+    // Nobody listens on this port: every request fails at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(format!("http://127.0.0.1:{port}"), false);
+    let bound = config.pipeline.queue_max_bytes + config.pipeline.batch_max_bytes;
+    let before = rss_bytes();
+    let (dispatch, guard) = TelemetryBuilder::new(config).build_dispatch().unwrap();
+    let start = Instant::now();
+    let mut peak = 0;
+    let mut emitted = 0u64;
+    tracing::dispatcher::with_default(&dispatch, || {
+        while start.elapsed() < duration {
+            let second = Instant::now();
+            for _ in 0..rate / 10 {
+                emit(emitted);
+                emitted += 1;
+            }
+            peak = peak.max(rss_bytes());
+            std::thread::sleep(Duration::from_millis(100).saturating_sub(second.elapsed()));
+        }
+    });
+    let stats = guard.shutdown(Duration::from_secs(30)).stats;
+    println!(
+        "outage {} s at {rate} records/s: emitted {emitted}, dropped {}, still buffered at the shutdown deadline {}; RSS before {:.1} MiB, peak {:.1} MiB, growth {:.1} MiB; configured bound (queue_max_bytes + batch_max_bytes) {:.1} MiB",
+        duration.as_secs(),
+        stats.sink("elasticsearch").unwrap().dropped_total() + stats.dropped.values().sum::<u64>(),
+        stats.queued + stats.in_flight,
+        before as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        peak.saturating_sub(before) as f64 / 1048576.0,
+        bound as f64 / 1048576.0,
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n = if quick { 100_000 } else { 500_000 };
+    pipeline_only(n);
+    throughput(n, false);
+    throughput(n, true);
+    outage(Duration::from_secs(if quick { 10 } else { 60 }), 20_000);
+}
