@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stockbot_telemetry::{Config, ElasticsearchConfig, TelemetryBuilder};
+use stockbot_telemetry::{Config, ElasticsearchConfig, TelemetryBuilder, TelemetryGuard};
 
 fn config(url: String, gzip: bool) -> Config {
     let mut c = Config::for_service("bench-router");
@@ -45,6 +45,24 @@ fn emit(i: u64) {
     );
 }
 
+/// Emits `n` records without ever letting the queue fill (that would measure drops, not
+/// shipping), and waits until every one is written: the elapsed time.
+fn sustained(dispatch: &tracing::Dispatch, guard: &TelemetryGuard, n: u64) -> Duration {
+    let start = Instant::now();
+    tracing::dispatcher::with_default(dispatch, || {
+        for i in 0..n {
+            if i % 1024 == 0 {
+                while guard.stats().queued > 48_000 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+            emit(i);
+        }
+    });
+    assert!(guard.flush(Duration::from_secs(120)));
+    start.elapsed()
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -68,20 +86,7 @@ fn throughput(n: u64, gzip: bool) {
     let (dispatch, guard) = TelemetryBuilder::new(config(url.trim().to_owned(), gzip))
         .build_dispatch()
         .unwrap();
-    let start = Instant::now();
-    tracing::dispatcher::with_default(&dispatch, || {
-        for i in 0..n {
-            // Sustained: never let the queue fill (that would measure drops, not shipping).
-            if i % 1024 == 0 {
-                while guard.stats().queued > 48_000 {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-            emit(i);
-        }
-    });
-    assert!(guard.flush(Duration::from_secs(120)));
-    let elapsed = start.elapsed();
+    let elapsed = sustained(&dispatch, &guard, n);
     let stats = guard.shutdown(Duration::from_secs(30)).stats;
     let sink = stats.sink("elasticsearch").unwrap();
     let mut stdin = fake.stdin.take().unwrap();
@@ -110,19 +115,7 @@ fn pipeline_only(n: u64) {
         .with_writer("null", std::io::sink())
         .build_dispatch()
         .unwrap();
-    let start = Instant::now();
-    tracing::dispatcher::with_default(&dispatch, || {
-        for i in 0..n {
-            if i % 1024 == 0 {
-                while guard.stats().queued > 48_000 {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-            emit(i);
-        }
-    });
-    assert!(guard.flush(Duration::from_secs(120)));
-    let elapsed = start.elapsed();
+    let elapsed = sustained(&dispatch, &guard, n);
     println!(
         "pipeline only (null writer): {n} records in {:.2} s = {:.0} records/s",
         elapsed.as_secs_f64(),
