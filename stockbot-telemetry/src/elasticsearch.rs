@@ -168,6 +168,8 @@ pub fn ilm_policy(config: &Config) -> Value {
 }
 
 fn es_config(config: &Config) -> Result<&ElasticsearchConfig, Error> {
+    // The same checks as `init`: https with a CA, no credentials in the URL.
+    config.validate()?;
     config.log.elasticsearch.as_ref().ok_or_else(|| {
         Error::invalid(
             "log.elasticsearch",
@@ -229,7 +231,7 @@ fn request(
         .map_err(|e| backend(Some(status), e.to_string()))?;
     if !(200..300).contains(&status) {
         let mut message = text;
-        message.truncate(512);
+        message.truncate(crate::collect::record::cut_point(&message, 512));
         return Err(backend(Some(status), message));
     }
     serde_json::from_str(&text)
@@ -300,7 +302,8 @@ impl LogQuery {
 /// Elasticsearch refused or could not be reached, or the log directory cannot be read
 /// ([`ErrorKind::Backend`]).
 pub fn search(config: &Config, query: &LogQuery, limit: usize) -> Result<Vec<Value>, Error> {
-    if let Some(es) = &config.log.elasticsearch {
+    if config.log.elasticsearch.is_some() {
+        let es = es_config(config)?;
         let body = json!({
             "size": limit,
             "query": query.es_query(),
@@ -332,15 +335,19 @@ pub fn search(config: &Config, query: &LogQuery, limit: usize) -> Result<Vec<Val
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
+            // This service's log file and its rotations only (not another service's with a
+            // longer name, not the span or dead-letter files).
             p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with(&prefix) && !n.contains("-spans") && !n.contains("dead-letter")
+                n == format!("{prefix}.log")
+                    || crate::export::sink::file::is_rotated_name(n, &prefix)
             })
         })
         .collect();
     files.sort();
     let mut found = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(backend)?;
+        let bytes = std::fs::read(&file).map_err(backend)?;
+        let text = String::from_utf8_lossy(&bytes);
         found.extend(
             text.lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -172,19 +172,29 @@ impl TelemetryGuard {
         let parsed = crate::ingest::parse_line(line);
         let level = parsed.level.unwrap_or(tracing::Level::INFO);
         let mut message = parsed.message;
+        let mut flags = 0;
         if message.len() > *limit {
             let cut = crate::collect::record::cut_point(&message, *limit);
             message.truncate(cut);
             message.push_str("…[truncated]");
+            flags |= crate::collect::record::TRUNCATED;
         }
         let mut rec = LogRecord::internal(clock.stamp(), level, "ingest", message);
-        rec.flags = 0;
+        rec.flags = flags;
         let source = rec.copy_text(source, 256);
         rec.fields.push(crate::collect::record::Field {
             name: "ingest.source",
             value: crate::collect::record::Value::Str(source),
         });
-        for (name, value) in parsed.fields {
+        // At most 128 fields from one line: a line cannot use up the process's field names.
+        let extra = parsed.fields.len().saturating_sub(128) as u64;
+        if extra > 0 {
+            self.pipeline
+                .acct
+                .unknown_fields
+                .fetch_add(extra, std::sync::atomic::Ordering::Relaxed);
+        }
+        for (name, value) in parsed.fields.into_iter().take(128) {
             let Some(name) = crate::ingest::field_name(&name) else {
                 self.pipeline
                     .acct

@@ -122,6 +122,16 @@ pub fn parse_line(line: &str) -> ParsedLine {
 }
 
 fn level_of(s: &str) -> Option<Level> {
+    // pino / bunyan numeric levels.
+    if let Ok(n) = s.trim().parse::<u32>() {
+        return Some(match n {
+            0..=10 => Level::TRACE,
+            11..=20 => Level::DEBUG,
+            21..=30 => Level::INFO,
+            31..=40 => Level::WARN,
+            _ => Level::ERROR,
+        });
+    }
     match s.trim().to_ascii_lowercase().as_str() {
         "trace" => Some(Level::TRACE),
         "debug" => Some(Level::DEBUG),
@@ -157,7 +167,9 @@ fn finish(format: LineFormat, mut fields: Vec<(String, ParsedValue)>) -> ParsedL
             .position(|(k, _)| keys.contains(&k.as_str()))?;
         match fields.remove(i).1 {
             ParsedValue::Str(s) => Some(s),
-            other => Some(format!("{other:?}")),
+            ParsedValue::I64(n) => Some(n.to_string()),
+            ParsedValue::F64(f) => Some(f.to_string()),
+            ParsedValue::Bool(b) => Some(b.to_string()),
         }
     };
     let level =
@@ -256,8 +268,10 @@ fn parse_logfmt(line: &str) -> Option<ParsedLine> {
 }
 
 /// FIX tags the parser names, with the schema field (canonical name or alias) they go to.
-/// Sensitive tags map to names the pipeline redacts (`password`) or pseudonymises
-/// (`account`).
+/// Sensitive tags map to names the pipeline redacts (`password`: Password, NewPassword,
+/// RawData, Signature, SecureData, EncryptedPassword, EncryptedNewPassword) or pseudonymises
+/// (`account`: Account, AllocAccount, ClearingAccount). Other tags go together into
+/// `fix.other_tags` (`tag=value|…`).
 const FIX_TAGS: &[(u32, &str)] = &[
     (1, "account"),
     (6, "fix.avg_px"),
@@ -282,14 +296,20 @@ const FIX_TAGS: &[(u32, &str)] = &[
     (58, "fix.text"),
     (59, "order.time_in_force"),
     (60, "event.venue_time"),
+    (79, "account"),
+    (89, "password"),
+    (91, "password"),
     (96, "password"),
     (100, "venue.name"),
     (103, "fix.ord_rej_reason"),
     (150, "fix.exec_type"),
     (151, "fix.leaves_qty"),
+    (440, "account"),
     (553, "fix.username"),
     (554, "password"),
     (925, "password"),
+    (1402, "password"),
+    (1404, "password"),
 ];
 
 /// Tags that are framing, not content.
@@ -358,6 +378,7 @@ fn parse_fix(line: &str) -> ParsedLine {
     let mut fields = Vec::new();
     let mut malformed = 0usize;
     let mut msg_type = String::new();
+    let mut other = String::new();
     for part in line.split(separator).filter(|p| !p.is_empty()) {
         let Some((tag, value)) = part.split_once('=') else {
             malformed += 1;
@@ -373,11 +394,20 @@ fn parse_fix(line: &str) -> ParsedLine {
         if tag == 35 {
             msg_type = msg_type_name(value).to_owned();
         }
-        let name = match FIX_TAGS.binary_search_by_key(&tag, |(t, _)| *t) {
-            Ok(i) => FIX_TAGS[i].1.to_owned(),
-            Err(_) => format!("fix.tag_{tag}"),
-        };
-        fields.push((name, fix_value(tag, value)));
+        match FIX_TAGS.binary_search_by_key(&tag, |(t, _)| *t) {
+            Ok(i) => fields.push((FIX_TAGS[i].1.to_owned(), fix_value(tag, value))),
+            // Other tags share one field (a field name per tag would let one message use up
+            // the names a process may create); the value is still scanned for secrets.
+            Err(_) => {
+                if !other.is_empty() {
+                    other.push('|');
+                }
+                let _ = write!(other, "{tag}={value}");
+            }
+        }
+    }
+    if !other.is_empty() {
+        fields.push(("fix.other_tags".into(), ParsedValue::Str(other)));
     }
     if malformed > 0 {
         fields.push((
@@ -430,13 +460,13 @@ mod tests {
             p.field("order.side"),
             Some(&ParsedValue::Str("sell".into()))
         );
-        assert!(p.field("fix.tag_10").is_none(), "framing dropped");
+        assert!(p.field("fix.other_tags").is_none(), "framing dropped");
 
         let reject = parse_line("8=FIX.4.2|35=8|11=C-9|39=8|58=price band|9999=x|garbage|=1|");
         assert_eq!(reject.level, Some(Level::WARN));
         assert_eq!(
-            reject.field("fix.tag_9999"),
-            Some(&ParsedValue::Str("x".into()))
+            reject.field("fix.other_tags"),
+            Some(&ParsedValue::Str("9999=x".into()))
         );
         assert_eq!(
             reject.field("fix.malformed_fields"),
@@ -459,6 +489,11 @@ mod tests {
         assert_eq!(j.format, LineFormat::Json);
         assert_eq!(j.level, Some(Level::ERROR));
         assert_eq!(j.message, "disk full");
+        let pino = parse_line(r#"{"level":40,"msg":5}"#);
+        assert_eq!(
+            (pino.level, pino.message.as_str()),
+            (Some(Level::WARN), "5")
+        );
         assert_eq!(j.field("ctx.path"), Some(&ParsedValue::Str("/data".into())));
         assert_eq!(j.field("ctx.free"), Some(&ParsedValue::I64(0)));
         assert!(j.field("n").is_none());

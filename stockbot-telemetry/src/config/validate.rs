@@ -627,7 +627,7 @@ mod tests {
 
         for (tweak, field) in [
             (
-                (|e: &mut crate::config::ElasticsearchConfig| e.url = "https://es:9200".into())
+                (|e: &mut crate::config::ElasticsearchConfig| e.url = "ftp://es:9200".into())
                     as fn(&mut crate::config::ElasticsearchConfig),
                 "log.elasticsearch.url",
             ),

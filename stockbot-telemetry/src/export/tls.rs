@@ -35,6 +35,8 @@ pub(crate) fn agent(timeout: Duration, ca: Option<&[Certificate<'static>]>) -> u
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .https_only(false)
+        // Never follow a redirect: it could lead an https request to plain http.
+        .max_redirects(0)
         .tls_config(TlsConfig::builder().root_certs(roots).build())
         .build()
         .into()

@@ -115,6 +115,12 @@ impl ElasticsearchSink {
     /// Sends `pending` until every item is done, refused or out of time.
     fn ship(&mut self, mut pending: Vec<Item<'_>>, deadline: Instant) -> Tally {
         let mut tally = Tally::default();
+        // No request starts that could not end within the batch's budget (this also bounds
+        // the splits after 413s).
+        if Instant::now() + self.settings.timeout > deadline {
+            tally.failed += pending.len() as u64;
+            return tally;
+        }
         for attempt in 1..=MAX_ATTEMPTS {
             if pending.is_empty() {
                 return tally;

@@ -495,6 +495,11 @@ fn rotated_file_name(prefix: &str, key: RotationKey) -> String {
     }
 }
 
+/// Whether `name` is a rotated file of `prefix` (`<prefix>.<timestamp>[-N].log`).
+pub(crate) fn is_rotated_name(name: &str, prefix: &str) -> bool {
+    parse_rotated_name(name, prefix).is_some()
+}
+
 /// Parses `name` as a rotated file name of `prefix`; `None` for any other name.
 ///
 /// Accepts exactly the names [`rotated_file_name`] produces: a valid
