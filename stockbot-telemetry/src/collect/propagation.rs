@@ -673,6 +673,25 @@ impl Carrier for Vec<(String, String)> {
     }
 }
 
+/// The header map of the `http` crate — what reqwest, hyper, axum and tonic use:
+/// `inject_current(&mut headers)` before `reqwest::RequestBuilder::headers(headers)`, and
+/// `extract_into(&span, request.headers())` in a server. Names are case-insensitive by
+/// construction; a value that is not a valid header value is not written.
+impl Carrier for http::HeaderMap {
+    fn get(&self, key: &str) -> Option<&str> {
+        http::HeaderMap::get(self, key).and_then(|v| v.to_str().ok())
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(key.to_ascii_lowercase().as_bytes()),
+            http::header::HeaderValue::from_str(&value),
+        ) {
+            self.insert(name, value);
+        }
+    }
+}
+
 /// Writes `traceparent` (plus `tracestate` if non-empty, plus `baggage` if non-empty).
 ///
 /// A context with an all-zero trace id or span id is invalid and is not written (W3C);
