@@ -347,6 +347,21 @@ fn without_elasticsearch_search_reads_the_local_files() {
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("order sent"));
+    // Another service whose name starts the same is not read.
+    std::fs::write(
+        dir.join("order-router-eu.log"),
+        r#"{"@timestamp":"2024-01-01T00:00:00Z","message":"not ours","order.cl_ord_id":"C-5"}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = stockbot_logs(
+        &["search", "--cl-ord-id", "C-5"],
+        &[
+            ("OTEL_SERVICE_NAME", "order-router"),
+            ("STOCKBOT_LOG_DIR", dir_text.as_str()),
+        ],
+    );
+    assert!(ok);
+    assert!(!out.contains("not ours"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -395,4 +410,21 @@ fn tls_is_verified_against_the_configured_ca_and_an_untrusted_server_is_refused_
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_proxy_that_refuses_every_size_ends_in_oversize_drops_within_the_budget() {
+    // Every request is too large for this "proxy": the sink splits down to single records,
+    // then drops them as oversize — and stops when the batch's budget is spent.
+    let es = FakeElasticsearch::with_max_body(64).unwrap();
+    let (dispatch, guard, _) = service(&es, |c| c.timeout = Duration::from_millis(500));
+    emit(&dispatch, 0, 20);
+    let start = Instant::now();
+    let stats = guard.shutdown(Duration::from_secs(30)).stats;
+    assert!(start.elapsed() < Duration::from_secs(20), "bounded");
+    let es_sink = sink(&stats);
+    assert_eq!(es_sink.written, 0);
+    assert_eq!(es_sink.dropped_total(), stats.emitted, "{stats:?}");
+    assert!(es_sink.dropped["oversize"] > 0);
+    assert!(stats.accounted_for());
 }

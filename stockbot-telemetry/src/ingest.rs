@@ -268,10 +268,11 @@ fn parse_logfmt(line: &str) -> Option<ParsedLine> {
 }
 
 /// FIX tags the parser names, with the schema field (canonical name or alias) they go to.
-/// Sensitive tags map to names the pipeline redacts (`password`: Password, NewPassword,
-/// RawData, Signature, SecureData, EncryptedPassword, EncryptedNewPassword) or pseudonymises
-/// (`account`: Account, AllocAccount, ClearingAccount). Other tags go together into
-/// `fix.other_tags` (`tag=value|…`).
+/// Sensitive tags map to names the pipeline redacts (names with a secret marker:
+/// `fix.password`, `fix.signature`, … for Password, NewPassword, RawData, Signature,
+/// SecureData, EncryptedPassword, EncryptedNewPassword) or pseudonymises (`account`: the first
+/// of Account, AllocAccount, ClearingAccount; later ones are dropped). Other tags, and repeated
+/// ones, go together into `fix.other_tags` (`tag=value|…`).
 const FIX_TAGS: &[(u32, &str)] = &[
     (1, "account"),
     (6, "fix.avg_px"),
@@ -297,19 +298,19 @@ const FIX_TAGS: &[(u32, &str)] = &[
     (59, "order.time_in_force"),
     (60, "event.venue_time"),
     (79, "account"),
-    (89, "password"),
-    (91, "password"),
-    (96, "password"),
+    (89, "fix.signature"),
+    (91, "fix.secure_data_secret"),
+    (96, "fix.raw_data_secret"),
     (100, "venue.name"),
     (103, "fix.ord_rej_reason"),
     (150, "fix.exec_type"),
     (151, "fix.leaves_qty"),
     (440, "account"),
     (553, "fix.username"),
-    (554, "password"),
-    (925, "password"),
-    (1402, "password"),
-    (1404, "password"),
+    (554, "fix.password"),
+    (925, "fix.new_password"),
+    (1402, "fix.encrypted_password"),
+    (1404, "fix.encrypted_new_password"),
 ];
 
 /// Tags that are framing, not content.
@@ -395,6 +396,16 @@ fn parse_fix(line: &str) -> ParsedLine {
             msg_type = msg_type_name(value).to_owned();
         }
         match FIX_TAGS.binary_search_by_key(&tag, |(t, _)| *t) {
+            // One field per name: a repeated tag (repeating groups) goes with the others,
+            // except a second account tag, which is dropped (only `account` is pseudonymised).
+            Ok(i) if fields.iter().any(|(k, _)| k == FIX_TAGS[i].1) => {
+                if FIX_TAGS[i].1 != "account" {
+                    if !other.is_empty() {
+                        other.push('|');
+                    }
+                    let _ = write!(other, "{tag}={value}");
+                }
+            }
             Ok(i) => fields.push((FIX_TAGS[i].1.to_owned(), fix_value(tag, value))),
             // Other tags share one field (a field name per tag would let one message use up
             // the names a process may create); the value is still scanned for secrets.
@@ -475,7 +486,7 @@ mod tests {
 
         let logon = parse_line("8=FIX.4.4|35=A|553=trader1|554=hunter2|");
         assert_eq!(
-            logon.field("password"),
+            logon.field("fix.password"),
             Some(&ParsedValue::Str("hunter2".into())),
             "named `password`: the pipeline redacts it"
         );

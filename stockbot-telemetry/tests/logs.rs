@@ -451,7 +451,7 @@ fn foreign_lines_and_fix_messages_become_redacted_searchable_records() {
     let fix = [
         "8=FIX.4.4|9=150|35=D|49=BROKER|56=XNAS|11=C-2001|55=AAPL|54=1|38=100|44=189.25|40=2|59=0|1=ACC-7788|10=012|",
         "8=FIX.4.4\u{1}35=8\u{1}11=C-2001\u{1}39=8\u{1}58=price band\u{1}10=200\u{1}",
-        "8=FIX.4.4|35=A|553=trader1|554=hunter2-fix-password|",
+        "8=FIX.4.4|35=A|553=trader1|554=hunter2-fix-password|89=sig-secret-value|79=ALLOC-991|",
     ];
     for line in fix {
         guard.ingest_line("fix-gateway", line);
