@@ -117,10 +117,7 @@ pub struct BulkRequest {
 impl BulkRequest {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::http_server::header(&self.headers, name)
     }
 }
 

@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use opentelemetry_sdk::trace::Sampler;
 use stockbot_telemetry::instrument_trade;
-use support::{BURST, NullReporter, otel, ours_with, paced};
+use support::{NullReporter, fastrace_roots, otel, ours_with, paced};
 
 #[instrument_trade(operation = "noop")]
 fn ours_static() {}
@@ -94,28 +94,7 @@ fn instrumented(c: &mut Criterion) {
                 "fastrace_trace",
                 if sampled { "sampled" } else { "unsampled" },
             ),
-            |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut done = 0;
-                    while done < iters {
-                        let n = BURST.min(iters - done);
-                        let start = Instant::now();
-                        for _ in 0..n {
-                            let root = fastrace::Span::root(
-                                "noop",
-                                fastrace::prelude::SpanContext::random().sampled(sampled),
-                            );
-                            let _g = root.set_local_parent();
-                            traced();
-                        }
-                        total += start.elapsed();
-                        done += n;
-                        fastrace::flush();
-                    }
-                    total
-                })
-            },
+            |b| b.iter_custom(|iters| fastrace_roots(iters, "noop", sampled, traced)),
         );
     }
     g.finish();

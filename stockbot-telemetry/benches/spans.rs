@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench -p stockbot-telemetry --bench spans` (add `-- --quick` for a fast pass).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use opentelemetry_sdk::trace::Sampler;
@@ -14,7 +14,7 @@ use tracing::info_span;
 
 mod support;
 
-use support::{BURST, NullReporter, otel, ours, paced};
+use support::{NullReporter, fastrace_roots, otel, ours, paced};
 
 fn one_span() {
     let span = info_span!("route_order", venue = "XNAS");
@@ -76,25 +76,9 @@ fn fastrace_baseline(c: &mut Criterion) {
             BenchmarkId::new("fastrace", if sampled { "sampled" } else { "unsampled" }),
             |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut done = 0;
-                    while done < iters {
-                        let n = BURST.min(iters - done);
-                        let start = Instant::now();
-                        for _ in 0..n {
-                            let root = fastrace::Span::root(
-                                "route_order",
-                                fastrace::prelude::SpanContext::random().sampled(sampled),
-                            );
-                            let _g = root.set_local_parent();
-                            let _c =
-                                fastrace::local::LocalSpan::enter_with_local_parent("risk_check");
-                        }
-                        total += start.elapsed();
-                        done += n;
-                        fastrace::flush();
-                    }
-                    total
+                    fastrace_roots(iters, "route_order", sampled, || {
+                        let _c = fastrace::local::LocalSpan::enter_with_local_parent("risk_check");
+                    })
                 })
             },
         );

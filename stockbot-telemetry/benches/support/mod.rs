@@ -86,3 +86,31 @@ pub(crate) fn paced(d: &Dispatch, iters: u64, f: fn(), settle: &dyn Fn()) -> Dur
     }
     total
 }
+
+/// `iters` fastrace root spans named `name` (sampled or not), each made the local parent
+/// while `inside` runs, in bursts of [`BURST`] with an untimed flush between: the time spent.
+pub(crate) fn fastrace_roots(
+    iters: u64,
+    name: &'static str,
+    sampled: bool,
+    inside: fn(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = BURST.min(iters - done);
+        let start = Instant::now();
+        for _ in 0..n {
+            let root = fastrace::Span::root(
+                name,
+                fastrace::prelude::SpanContext::random().sampled(sampled),
+            );
+            let _g = root.set_local_parent();
+            inside();
+        }
+        total += start.elapsed();
+        done += n;
+        fastrace::flush();
+    }
+    total
+}
