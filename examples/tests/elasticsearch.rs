@@ -49,23 +49,13 @@ fn emit(dispatch: &tracing::Dispatch, from: u64, n: u64) {
     });
 }
 
-/// How many times each sequence number was stored.
+/// How many times each sequence number was stored (the SDK's own records, e.g. its drop
+/// warnings, are shipped too: only ours are counted).
 fn stored(es: &FakeElasticsearch) -> BTreeMap<u64, usize> {
-    let mut seen = BTreeMap::new();
     for d in es.documents() {
         assert_eq!(d.index, "logs-order-router-default");
-        // The SDK's own records (e.g. its drop warnings) are shipped too: count ours only.
-        if let Some(seq) = d
-            .source
-            .get("order.cl_ord_id")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|id| id.strip_prefix("C-"))
-            .and_then(|n| n.parse().ok())
-        {
-            *seen.entry(seq).or_default() += 1;
-        }
     }
-    seen
+    es.count_numbered("order.cl_ord_id", "C-")
 }
 
 fn sink(stats: &PipelineStats) -> &stockbot_telemetry::SinkStats {

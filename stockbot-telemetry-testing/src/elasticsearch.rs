@@ -599,6 +599,25 @@ impl FakeElasticsearch {
         self.lock().documents.clone()
     }
 
+    /// For tests that tag every record with a unique number (`field` = `"<prefix><n>"`): how
+    /// many stored documents carry each number — each should be 1 (nothing lost, nothing
+    /// stored twice). Documents without such a field are ignored.
+    pub fn count_numbered(&self, field: &str, prefix: &str) -> BTreeMap<u64, usize> {
+        let mut seen = BTreeMap::new();
+        for d in &self.lock().documents {
+            if let Some(n) = d
+                .source
+                .get(field)
+                .and_then(Value::as_str)
+                .and_then(|v| v.strip_prefix(prefix))
+                .and_then(|n| n.parse().ok())
+            {
+                *seen.entry(n).or_default() += 1;
+            }
+        }
+        seen
+    }
+
     /// Index templates installed (`PUT /_index_template/<name>`), by name.
     pub fn index_templates(&self) -> BTreeMap<String, Value> {
         self.lock().templates.clone()

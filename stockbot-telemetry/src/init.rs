@@ -218,21 +218,23 @@ impl TelemetryBuilder {
                 }),
                 dead_letter_max_bytes: es.dead_letter_max_bytes,
             };
-            sinks.push(SinkSlot::new(
+            sinks.push(shipper(
+                &config,
                 "elasticsearch",
                 Box::new(ElasticsearchSink::new(settings)),
-            ));
+            )?);
         }
         #[cfg(feature = "otlp")]
         if let Some(o) = &config.log.otlp {
             use crate::export::otlp_client::{BatchExporter, Signal};
-            sinks.push(SinkSlot::new(
+            sinks.push(shipper(
+                &config,
                 "otlp",
                 Box::new(crate::export::otlp_logs::OtlpLogSink::new(
                     BatchExporter::of(Signal::Logs, o),
                     crate::export::otlp_metrics::resource_attributes(&config, &host_name),
                 )),
-            ));
+            )?);
         }
         if sinks.is_empty() {
             return Err(Error::invalid(
@@ -709,6 +711,38 @@ fn build_metrics(
         system,
         pushers,
     }))
+}
+
+/// A network sink: the transport behind its shipper (thread, memory buffer, optional spool).
+fn shipper(
+    config: &Config,
+    name: &str,
+    transport: Box<dyn crate::export::shipper::Transport>,
+) -> Result<SinkSlot, Error> {
+    use crate::export::shipper::{Shipper, ShipperSettings};
+    use crate::export::spool::SpoolSettings;
+    let shipping = &config.log.shipping;
+    let spool = shipping.spool.as_ref().map(|s| SpoolSettings {
+        directory: s.directory.join(name),
+        max_bytes: s.max_bytes,
+        audit_reserve_bytes: s.audit_reserve(),
+        fsync_interval: s.fsync_interval,
+    });
+    let directory = spool.as_ref().map(|s| s.directory.display().to_string());
+    let shipper = Shipper::start(
+        name,
+        transport,
+        ShipperSettings {
+            memory_max_bytes: shipping.memory_max_bytes,
+            spool,
+        },
+    )
+    .map_err(|source| ErrorKind::SinkOpen {
+        field: "log.shipping.spool.directory".into(),
+        target: directory.unwrap_or_default(),
+        source,
+    })?;
+    Ok(SinkSlot::new(name, Box::new(shipper)))
 }
 
 fn spawn_worker(

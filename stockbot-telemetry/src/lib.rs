@@ -158,8 +158,8 @@ pub use config::{
     Config, CustomField, DeploymentMode, ElasticsearchAuth, ElasticsearchConfig, FileConfig,
     KeepConfig, LogConfig, MetricsConfig, OtlpCompression, OtlpExporterConfig, OtlpLogsConfig,
     OtlpMetricsConfig, OtlpProtocol, OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig,
-    RetentionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, SpanFileConfig, SpanLimits,
-    SystemMetricsConfig, TracesConfig,
+    RetentionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, ShippingConfig,
+    SpanFileConfig, SpanLimits, SpoolConfig, SystemMetricsConfig, TracesConfig,
 };
 pub use context::{
     add_link, current_context, extract_into, inject_current, inject_current_with, set_parent,

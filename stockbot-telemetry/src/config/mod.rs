@@ -423,6 +423,98 @@ pub struct LogConfig {
     /// Export records as OTLP logs to an OpenTelemetry Collector (feature `otlp`). Off by
     /// default.
     pub otlp: Option<OtlpLogsConfig>,
+    /// Buffering of the network sinks (Elasticsearch, OTLP): memory bound and disk spool.
+    pub shipping: ShippingConfig,
+}
+
+/// How the network sinks (Elasticsearch, OTLP logs) hold records the backend has not accepted
+/// yet. Each has its own thread, memory buffer and (optional) spool, so a slow or dead backend
+/// never holds up the log worker or the other sinks.
+///
+/// ```toml
+/// [log.shipping]
+/// memory_max_bytes = 16777216
+///
+/// [log.shipping.spool]
+/// directory = "/var/spool/stockbot/order-router"
+/// max_bytes = 1073741824
+/// fsync_interval = "1s"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShippingConfig {
+    /// Largest memory held per network sink for records not yet accepted. When it is full (and
+    /// the spool, if any, is full or failing) new records are counted as `buffer_full`.
+    /// Default 16 MiB.
+    pub memory_max_bytes: usize,
+    /// Disk spool for records the backend could not take (unreachable, or memory full).
+    /// Off by default.
+    pub spool: Option<SpoolConfig>,
+}
+
+impl Default for ShippingConfig {
+    fn default() -> Self {
+        ShippingConfig {
+            memory_max_bytes: 16 << 20,
+            spool: None,
+        }
+    }
+}
+
+/// The disk spool: bounded, checksummed, append-only segment files per sink
+/// (`<directory>/<sink>/`), replayed in order after the backend recovers and after a restart.
+///
+/// A record is acknowledged once the backend accepted it or it is fsynced here. A SIGKILL
+/// loses nothing appended (appends go straight to the file); a power loss at most the last
+/// `fsync_interval`; records still in memory (not yet appended) are lost with the process.
+/// Replays are at-least-once: Elasticsearch drops the duplicates by `_id` (409), an OTLP
+/// Collector may see a record twice. At the bound, new records are refused (never the oldest,
+/// which were acknowledged) and fall back to memory, else are counted as `buffer_full`;
+/// audit-class records may still use `audit_reserve_bytes`. A write error (disk full) counts
+/// as `spool_write_errors` and falls back the same way; the process never stops because of
+/// the spool.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of the spool (one sub-directory per sink; one process per spool).
+    pub directory: PathBuf,
+    /// Largest total size of a sink's spool files. Default 1 GiB.
+    #[serde(default = "SpoolConfig::default_max_bytes")]
+    pub max_bytes: u64,
+    /// Part of `max_bytes` only audit-class records may fill. Default a tenth.
+    #[serde(default)]
+    pub audit_reserve_bytes: Option<u64>,
+    /// How often appended records are fsynced (a flush always fsyncs). Default 1 s.
+    #[serde(
+        default = "SpoolConfig::default_fsync_interval",
+        with = "humantime_serde"
+    )]
+    pub fsync_interval: Duration,
+}
+
+impl SpoolConfig {
+    /// A spool in `directory` with the default bounds.
+    pub fn new(directory: impl Into<PathBuf>) -> Self {
+        SpoolConfig {
+            directory: directory.into(),
+            max_bytes: Self::default_max_bytes(),
+            audit_reserve_bytes: None,
+            fsync_interval: Self::default_fsync_interval(),
+        }
+    }
+
+    fn default_max_bytes() -> u64 {
+        1 << 30
+    }
+
+    fn default_fsync_interval() -> Duration {
+        Duration::from_secs(1)
+    }
+
+    /// The audit reserve in effect.
+    pub fn audit_reserve(&self) -> u64 {
+        self.audit_reserve_bytes.unwrap_or(self.max_bytes / 10)
+    }
 }
 
 /// Direct shipping to Elasticsearch with the `_bulk` API: `create` actions into a data stream,
@@ -463,7 +555,7 @@ pub struct ElasticsearchConfig {
     #[serde(default = "ElasticsearchConfig::default_max_bulk_bytes")]
     pub max_bulk_bytes: usize,
     /// Timeout of one request. Default 10 s. A batch's requests all end within three times
-    /// this (the log worker waits meanwhile; records queue, bounded).
+    /// this; what is not accepted by then goes back to the sink's shipper (`log.shipping`).
     #[serde(
         default = "ElasticsearchConfig::default_timeout",
         with = "humantime_serde"
@@ -569,6 +661,7 @@ impl Default for LogConfig {
             fields: Vec::new(),
             elasticsearch: None,
             otlp: None,
+            shipping: ShippingConfig::default(),
         }
     }
 }

@@ -41,6 +41,7 @@ pub(super) fn validate(config: &Config) -> Result<(), Error> {
     if let Some(dataset) = &log.dataset {
         non_empty_text("log.dataset", dataset)?;
     }
+    check_shipping(&log.shipping)?;
     if log.file.enabled {
         let f = &log.file;
         if f.directory.as_os_str().is_empty() {
@@ -379,6 +380,49 @@ fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Er
             "log.elasticsearch.auth.basic.username",
             username,
             "must be non-empty and contain no `:`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_shipping(s: &crate::config::ShippingConfig) -> Result<(), Error> {
+    if s.memory_max_bytes < 64 * 1024 {
+        return Err(Error::invalid(
+            "log.shipping.memory_max_bytes",
+            s.memory_max_bytes,
+            "must be at least 65536 (64 KiB)",
+        ));
+    }
+    let Some(spool) = &s.spool else {
+        return Ok(());
+    };
+    if spool.directory.as_os_str().is_empty() {
+        return Err(Error::invalid(
+            "log.shipping.spool.directory",
+            "",
+            "must not be empty",
+        ));
+    }
+    if spool.max_bytes < 1024 * 1024 {
+        return Err(Error::invalid(
+            "log.shipping.spool.max_bytes",
+            spool.max_bytes,
+            "must be at least 1048576 (1 MiB)",
+        ));
+    }
+    if spool.audit_reserve() >= spool.max_bytes {
+        return Err(Error::invalid(
+            "log.shipping.spool.audit_reserve_bytes",
+            spool.audit_reserve(),
+            "must be smaller than log.shipping.spool.max_bytes",
+        ));
+    }
+    positive_duration("log.shipping.spool.fsync_interval", spool.fsync_interval)?;
+    if spool.fsync_interval > Duration::from_secs(60) {
+        return Err(Error::invalid(
+            "log.shipping.spool.fsync_interval",
+            humantime::format_duration(spool.fsync_interval),
+            "must be at most 60s (it bounds what a power loss can take)",
         ));
     }
     Ok(())

@@ -27,6 +27,8 @@ pub(crate) enum DropReason {
     Rejected,
     /// A single record larger than the sink's largest request.
     Oversize,
+    /// A network sink's memory buffer was full and its spool (if any) full or failing.
+    BufferFull,
 }
 
 impl DropReason {
@@ -37,12 +39,13 @@ impl DropReason {
         DropReason::WorkerDead,
         DropReason::KeepBufferFull,
     ];
-    pub(crate) const SINK: [DropReason; 5] = [
+    pub(crate) const SINK: [DropReason; 6] = [
         DropReason::SinkError,
         DropReason::SinkBackoff,
         DropReason::WorkerPanic,
         DropReason::Rejected,
         DropReason::Oversize,
+        DropReason::BufferFull,
     ];
 
     /// Label value used in stats and metrics.
@@ -58,6 +61,7 @@ impl DropReason {
             DropReason::WorkerPanic => "worker_panic",
             DropReason::Rejected => "rejected",
             DropReason::Oversize => "oversize",
+            DropReason::BufferFull => "buffer_full",
         }
     }
 
@@ -77,7 +81,8 @@ impl DropReason {
             DropReason::SinkBackoff => 1,
             DropReason::WorkerPanic => 2,
             DropReason::Rejected => 3,
-            _ => 4,
+            DropReason::Oversize => 4,
+            _ => 5,
         }
     }
 }
@@ -86,7 +91,16 @@ impl DropReason {
 pub(crate) struct SinkCounters {
     pub(crate) name: String,
     written: AtomicU64,
-    dropped: [AtomicU64; 5],
+    dropped: [AtomicU64; 6],
+    /// Records held by the sink's shipper (memory, spool, in flight), recovered ones included.
+    pub(crate) buffered: AtomicU64,
+    /// Of those, records of this process in the spool.
+    pub(crate) spooled: AtomicU64,
+    /// Records of earlier runs found in the spool (read so far).
+    pub(crate) recovered: AtomicU64,
+    pub(crate) spool_bytes: AtomicU64,
+    pub(crate) spool_corrupt_frames: AtomicU64,
+    pub(crate) spool_write_errors: AtomicU64,
 }
 
 impl SinkCounters {
@@ -135,6 +149,12 @@ impl Accounting {
                     name,
                     written: AtomicU64::new(0),
                     dropped: Default::default(),
+                    buffered: AtomicU64::new(0),
+                    spooled: AtomicU64::new(0),
+                    recovered: AtomicU64::new(0),
+                    spool_bytes: AtomicU64::new(0),
+                    spool_corrupt_frames: AtomicU64::new(0),
+                    spool_write_errors: AtomicU64::new(0),
                 })
                 .collect(),
         }
@@ -185,6 +205,12 @@ impl Accounting {
                         .iter()
                         .map(|r| (r.as_str(), s.dropped[r.sink_index()].load(Relaxed)))
                         .collect(),
+                    buffered: s.buffered.load(Relaxed),
+                    spooled: s.spooled.load(Relaxed),
+                    recovered: s.recovered.load(Relaxed),
+                    spool_bytes: s.spool_bytes.load(Relaxed),
+                    spool_corrupt_frames: s.spool_corrupt_frames.load(Relaxed),
+                    spool_write_errors: s.spool_write_errors.load(Relaxed),
                 })
                 .collect(),
             unknown_fields: self.unknown_fields.load(Relaxed),
@@ -247,8 +273,24 @@ pub struct SinkStats {
     pub name: String,
     /// Records written.
     pub written: u64,
-    /// Records this sink lost, by reason.
+    /// Records this sink lost, by reason (`buffer_full` and the spool's counters apply to
+    /// network sinks: Elasticsearch, OTLP).
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Records held by the sink's shipper and not yet delivered or dropped: in its memory
+    /// buffer, in flight, or in its disk spool (recovered records included).
+    pub buffered: u64,
+    /// Of `buffered`, records of this process waiting in the disk spool.
+    pub spooled: u64,
+    /// Records of earlier runs found in the spool and replayed (or being replayed) by this
+    /// one; they count as written or dropped like this run's records.
+    pub recovered: u64,
+    /// Size of the spool's files.
+    pub spool_bytes: u64,
+    /// Spool frames found corrupt (bad checksum, torn tail) and skipped.
+    pub spool_corrupt_frames: u64,
+    /// Spool writes that failed (disk full, I/O error); the records fell back to memory or
+    /// were counted as `buffer_full`.
+    pub spool_write_errors: u64,
 }
 
 impl SinkStats {
@@ -274,10 +316,16 @@ impl PipelineStats {
         self.sinks.iter().find(|s| s.name == name)
     }
 
-    /// Whether `emitted = written + dropped + buffered` holds for every sink.
+    /// Whether `emitted + recovered = written + dropped + buffered` holds for every sink
+    /// (buffered: the pipeline's and the sink's own).
     pub fn accounted_for(&self) -> bool {
         self.sinks.iter().all(|s| {
-            self.emitted == s.written + s.dropped_total() + self.dropped_total() + self.buffered()
+            self.emitted + s.recovered
+                == s.written
+                    + s.dropped_total()
+                    + self.dropped_total()
+                    + self.buffered()
+                    + s.buffered
         })
     }
 }

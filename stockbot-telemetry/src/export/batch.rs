@@ -14,6 +14,8 @@ pub(crate) struct BatchLimits {
 pub(crate) struct Batch {
     pub(crate) bytes: Vec<u8>,
     pub(crate) records: usize,
+    /// Per record: audit-class or not (log batches; empty for spans).
+    pub(crate) audit: Vec<bool>,
     /// When the first record of the batch was added (the time limit is the worker's flush
     /// interval; this is kept for export latency).
     opened: Option<Instant>,
@@ -25,6 +27,7 @@ impl Batch {
         Batch {
             bytes: Vec::with_capacity(limits.max_bytes.min(1 << 20)),
             records: 0,
+            audit: Vec::new(),
             opened: None,
             limits,
         }
@@ -33,6 +36,13 @@ impl Batch {
     /// Marks that one more record was appended to `bytes`.
     pub(crate) fn record_added(&mut self, now: Instant) {
         self.records += 1;
+        self.opened.get_or_insert(now);
+    }
+
+    /// Marks that one more log record, audit-class or not, was appended to `bytes`.
+    pub(crate) fn line_added(&mut self, now: Instant, audit: bool) {
+        self.records += 1;
+        self.audit.push(audit);
         self.opened.get_or_insert(now);
     }
 
@@ -53,6 +63,7 @@ impl Batch {
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.records = 0;
+        self.audit.clear();
         self.opened = None;
         if self.bytes.capacity() > 4 * self.limits.max_bytes.max(1 << 16) {
             self.bytes.shrink_to(self.limits.max_bytes.min(1 << 20));

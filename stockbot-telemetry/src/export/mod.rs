@@ -18,8 +18,10 @@ pub(crate) mod push;
 pub(crate) mod queue;
 pub(crate) mod retry;
 pub(crate) mod scrape;
+pub(crate) mod shipper;
 pub(crate) mod sink;
 pub(crate) mod span_worker;
+pub(crate) mod spool;
 pub(crate) mod tls;
 pub(crate) mod worker;
 

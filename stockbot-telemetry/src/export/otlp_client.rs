@@ -196,6 +196,23 @@ impl BatchExporter {
         Req: Message + Clone + Send + 'static,
         Resp: Message + Default + Send + 'static,
     {
+        self.try_export(request).map_err(|e| {
+            std::io::Error::other(match e {
+                ExportFailure::Refused => "the receiver refused the batch",
+                ExportFailure::Unavailable => "the receiver stayed unavailable",
+            })
+        })
+    }
+
+    /// As [`export`](Self::export), telling a refusal (not retryable) from unavailability.
+    pub(crate) fn try_export<Req, Resp>(
+        &mut self,
+        request: &Req,
+    ) -> Result<Option<Resp>, ExportFailure>
+    where
+        Req: Message + Clone + Send + 'static,
+        Resp: Message + Default + Send + 'static,
+    {
         let deadline = std::time::Instant::now() + self.timeout * 2;
         for attempt in 1..=MAX_ATTEMPTS {
             match self.client.export::<Req, Resp>(request.clone()) {
@@ -203,9 +220,7 @@ impl BatchExporter {
                     self.backoff.succeeded();
                     return Ok(response);
                 }
-                (Outcome::Rejected, _) => {
-                    return Err(std::io::Error::other("the receiver refused the batch"));
-                }
+                (Outcome::Rejected, _) => return Err(ExportFailure::Refused),
                 (Outcome::Retry(after), _) if attempt < MAX_ATTEMPTS => {
                     let now = std::time::Instant::now();
                     let wait = self.backoff.failed(now, after);
@@ -217,8 +232,17 @@ impl BatchExporter {
                 (Outcome::Retry(_), _) => {}
             }
         }
-        Err(std::io::Error::other("the receiver stayed unavailable"))
+        Err(ExportFailure::Unavailable)
     }
+}
+
+/// Why a batch was not exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExportFailure {
+    /// The receiver refused it (4xx other than 429; a non-retryable gRPC code).
+    Refused,
+    /// Unreachable, or retryable answers until out of attempts or time.
+    Unavailable,
 }
 
 #[cfg(feature = "otlp-grpc")]

@@ -2,10 +2,10 @@
 //! (redacted JSON lines) becomes one `ExportLogsServiceRequest` — `@timestamp` as the time,
 //! `log.level` as the severity, `message` as the body, `trace.id`/`span.id` as the trace
 //! context, every other field as an attribute, the service identity as the resource — sent by
-//! the shared [`BatchExporter`] (HTTP/protobuf to `/v1/logs`, or gRPC). A partial success is
-//! counted as rejected records, never retried.
-
-use std::io;
+//! the shared [`BatchExporter`] (HTTP/protobuf to `/v1/logs`, or gRPC), from the sink's shipper
+//! (the same memory buffer, spool and retries as Elasticsearch). A partial success is counted
+//! as rejected records, never retried; a refused request too; an unavailable receiver leaves
+//! the records to the shipper, which retries (or spools) them.
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -15,9 +15,9 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, S
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value};
 
-use super::otlp_client::BatchExporter;
+use super::otlp_client::{BatchExporter, ExportFailure};
 use super::otlp_metrics::{kv, now_unix_nanos};
-use super::sink::{Sink, Written};
+use super::shipper::{Delivery, Parcel, Transport};
 
 /// Fields that describe the service: they are the resource, not repeated on every record.
 const RESOURCE_FIELDS: [&str; 5] = [
@@ -135,21 +135,21 @@ fn log_record(record: &Map<String, Value>, observed: u64) -> LogRecord {
     }
 }
 
-/// The request for a batch of encoded records; also the number of lines that are not records.
-pub(crate) fn build_request(
-    bytes: &[u8],
+/// The request for encoded records (JSON lines); also which lines are not records.
+pub(crate) fn build_request<'a>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
     resource: &[(String, String)],
-) -> (ExportLogsServiceRequest, u64) {
+) -> (ExportLogsServiceRequest, Vec<usize>) {
     let observed = now_unix_nanos();
-    let mut malformed = 0;
-    let log_records = bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
+    let mut malformed = Vec::new();
+    let log_records = lines
+        .into_iter()
+        .enumerate()
         .filter_map(
-            |line| match serde_json::from_slice::<Map<String, Value>>(line) {
+            |(i, line)| match serde_json::from_slice::<Map<String, Value>>(line) {
                 Ok(record) => Some(log_record(&record, observed)),
                 Err(_) => {
-                    malformed += 1;
+                    malformed.push(i);
                     None
                 }
             },
@@ -190,23 +190,43 @@ impl OtlpLogSink {
     }
 }
 
-impl Sink for OtlpLogSink {
-    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
-        let (request, malformed) = build_request(bytes, &self.resource);
-        let response = self
+impl Transport for OtlpLogSink {
+    fn send(&mut self, parcel: &Parcel, out: &mut [Delivery]) {
+        let (request, malformed) =
+            build_request((0..parcel.len()).map(|i| parcel.line(i)), &self.resource);
+        for &i in &malformed {
+            out[i] = Delivery::Rejected;
+        }
+        let sent = match self
             .exporter
-            .export::<_, ExportLogsServiceResponse>(&request)?;
-        let rejected = response
-            .and_then(|r| r.partial_success)
-            .map_or(0, |p| u64::try_from(p.rejected_log_records).unwrap_or(0));
-        Ok(Written {
-            rejected: rejected + malformed,
-            ..Written::default()
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+            .try_export::<_, ExportLogsServiceResponse>(&request)
+        {
+            Ok(response) => {
+                // A partial success says how many were refused, not which: the first ones
+                // are counted as refused (the count is what matters).
+                let mut rejected = response
+                    .and_then(|r| r.partial_success)
+                    .map_or(0, |p| usize::try_from(p.rejected_log_records).unwrap_or(0));
+                for d in out.iter_mut().filter(|d| **d == Delivery::Failed) {
+                    *d = if rejected > 0 {
+                        rejected -= 1;
+                        Delivery::Rejected
+                    } else {
+                        Delivery::Done
+                    };
+                }
+                return;
+            }
+            Err(ExportFailure::Refused) => Delivery::Rejected,
+            Err(ExportFailure::Unavailable) => Delivery::Failed,
+        };
+        for d in out.iter_mut() {
+            *d = if *d == Delivery::Rejected {
+                Delivery::Rejected
+            } else {
+                sent
+            };
+        }
     }
 }
 
@@ -244,10 +264,13 @@ mod tests {
             "not json\n",
         );
         let (request, malformed) = build_request(
-            lines.as_bytes(),
+            lines
+                .as_bytes()
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty()),
             &[("service.name".into(), "router".into())],
         );
-        assert_eq!(malformed, 1);
+        assert_eq!(malformed, [1]);
         let records = &request.resource_logs[0].scope_logs[0].log_records;
         assert_eq!(records.len(), 1);
         let r = &records[0];

@@ -1,7 +1,7 @@
 //! State shared by the callers' threads, the worker and the guard.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::accounting::{Accounting, DropReason, PipelineStats};
@@ -19,6 +19,11 @@ pub(crate) trait Item: Send + 'static {
 struct Control {
     flush_requested: u64,
     flush_completed: u64,
+    /// Whether the sinks finished the last completed flush (network sinks may not, by the
+    /// deadline).
+    flush_ok: bool,
+    /// When the latest flush or shutdown caller stops waiting.
+    deadline: Option<Instant>,
     shutdown: bool,
     exited: bool,
     /// The worker died from a panic (a bug): nothing more will be written.
@@ -29,7 +34,7 @@ struct Control {
 /// handshake with its worker.
 pub(crate) struct Pipeline<T> {
     pub(crate) queue: Queue<T>,
-    pub(crate) acct: Accounting,
+    pub(crate) acct: Arc<Accounting>,
     pub(crate) flush_interval: Duration,
     closed: AtomicBool,
     control: Mutex<Control>,
@@ -43,6 +48,13 @@ impl<T> std::fmt::Debug for Pipeline<T> {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
+}
+
+/// `timeout` from now (a year when it overflows).
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(86_400 * 365))
 }
 
 impl<T: Item> Pipeline<T> {
@@ -62,7 +74,7 @@ impl<T> Pipeline<T> {
     pub(crate) fn new(queue: Queue<T>, acct: Accounting, flush_interval: Duration) -> Self {
         Pipeline {
             queue,
-            acct,
+            acct: Arc::new(acct),
             flush_interval,
             closed: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
@@ -102,11 +114,14 @@ impl<T> Pipeline<T> {
                 return !c.dead && self.queue.len() == 0;
             }
             c.flush_requested += 1;
+            c.deadline = Some(deadline_after(timeout));
             c.flush_requested
         };
         self.queue.notify();
-        self.wait_control(timeout, |c| c.flush_completed >= epoch || c.exited)
-            && !self.control().dead
+        self.wait_control(timeout, |c| c.flush_completed >= epoch || c.exited) && {
+            let c = self.control();
+            !c.dead && (c.flush_completed < epoch || c.flush_ok)
+        }
     }
 
     /// Stops accepting records, lets the worker write what it holds, and waits for it to exit
@@ -116,17 +131,18 @@ impl<T> Pipeline<T> {
         // Refused under the queue's lock from now on, before the worker learns of the shutdown:
         // nothing can slip in after its last drain.
         self.queue.stop_intake(DropReason::Shutdown);
-        self.control().shutdown = true;
+        {
+            let mut c = self.control();
+            c.shutdown = true;
+            c.deadline = Some(deadline_after(timeout));
+        }
         self.queue.notify();
         let finished = self.wait_control(timeout, |c| c.exited);
         finished && !self.control().dead
     }
 
     fn wait_control(&self, timeout: Duration, done: impl Fn(&Control) -> bool) -> bool {
-        let now = Instant::now();
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let deadline = deadline_after(timeout);
         let mut c = self.control();
         loop {
             if done(&c) {
@@ -172,16 +188,19 @@ impl<T> Pipeline<T> {
         }
     }
 
-    /// Worker side: the flush epoch to complete this round and whether to stop.
-    pub(crate) fn worker_round(&self) -> (u64, bool) {
+    /// Worker side: the flush epoch to complete this round, whether to stop, and when the
+    /// waiting caller gives up.
+    pub(crate) fn worker_round(&self) -> (u64, bool, Option<Instant>) {
         let c = self.control();
-        (c.flush_requested, c.shutdown)
+        (c.flush_requested, c.shutdown, c.deadline)
     }
 
-    pub(crate) fn flush_done(&self, epoch: u64) {
+    /// Worker side: the flushes up to `epoch` are done; `ok`: the sinks finished them.
+    pub(crate) fn flush_done(&self, epoch: u64, ok: bool) {
         let mut c = self.control();
         if epoch > c.flush_completed {
             c.flush_completed = epoch;
+            c.flush_ok = ok;
         }
         drop(c);
         self.control_cv.notify_all();

@@ -84,6 +84,12 @@ impl Backoff {
         delay
     }
 
+    /// Time left before the destination may be tried again.
+    pub(crate) fn remaining(&self, now: std::time::Instant) -> Duration {
+        self.until
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+
     pub(crate) fn succeeded(&mut self) {
         self.failures = 0;
         self.until = None;

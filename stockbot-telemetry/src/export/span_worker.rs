@@ -191,7 +191,7 @@ impl SpanWorker {
         let mut seen = 0;
         let mut records = Vec::with_capacity(self.batch_max);
         loop {
-            let (epoch, shutdown) = self.pipeline.worker_round();
+            let (epoch, shutdown, _) = self.pipeline.worker_round();
             let pipeline = Arc::clone(&self.pipeline);
             pipeline.drain_round(!shutdown, self.batch_max, &mut records, |chunk| {
                 for rec in chunk.drain(..) {
@@ -202,7 +202,7 @@ impl SpanWorker {
             for slot in &mut self.sinks {
                 let _ = catch_unwind(AssertUnwindSafe(|| slot.sink.flush()));
             }
-            self.pipeline.flush_done(epoch);
+            self.pipeline.flush_done(epoch, true);
             if shutdown {
                 break;
             }
@@ -247,7 +247,13 @@ impl SpanWorker {
         let n = self.batch.records as u64;
         let acct = &self.pipeline.acct;
         for (i, slot) in self.sinks.iter_mut().enumerate() {
-            slot.write(&self.batch.bytes, n, &acct.sinks[i], &acct.worker_panics);
+            slot.write(
+                &self.batch.bytes,
+                &[],
+                n,
+                &acct.sinks[i],
+                &acct.worker_panics,
+            );
         }
         acct.in_flight.fetch_sub(n, Relaxed);
         self.batch.clear();

@@ -34,6 +34,7 @@ impl SinkSlot {
     pub(crate) fn write(
         &mut self,
         bytes: &[u8],
+        audit: &[bool],
         n: u64,
         counters: &super::accounting::SinkCounters,
         panics: &std::sync::atomic::AtomicU64,
@@ -44,12 +45,13 @@ impl SinkSlot {
             return;
         }
         let sink = &mut self.sink;
-        match catch_unwind(AssertUnwindSafe(|| sink.write_batch(bytes))) {
+        match catch_unwind(AssertUnwindSafe(|| sink.write_lines(bytes, audit))) {
             Ok(Ok(written)) => {
                 let rejected = written.rejected.min(n);
                 let failed = written.failed.min(n - rejected);
                 let oversize = written.oversize.min(n - rejected - failed);
-                counters.written(n - rejected - failed - oversize);
+                let deferred = written.deferred.min(n - rejected - failed - oversize);
+                counters.written(n - rejected - failed - oversize - deferred);
                 counters.dropped(DropReason::Rejected, rejected);
                 counters.dropped(DropReason::SinkError, failed);
                 counters.dropped(DropReason::Oversize, oversize);
@@ -105,6 +107,10 @@ impl Worker {
         processor: Processor,
         limits: BatchLimits,
     ) -> Self {
+        let mut sinks = sinks;
+        for (i, slot) in sinks.iter_mut().enumerate() {
+            slot.sink.bind(&pipeline.acct, i);
+        }
         Worker {
             pipeline,
             clock,
@@ -122,17 +128,35 @@ impl Worker {
     /// The worker loop; returns when shutdown was requested and everything was written.
     pub(crate) fn run(mut self) {
         let mut seen = 0;
+        let mut synced = 0;
         loop {
-            let (epoch, shutdown) = self.pipeline.worker_round();
+            let (epoch, shutdown, deadline) = self.pipeline.worker_round();
             self.drain(!shutdown);
             self.report_drops();
             self.flush_internal();
+            let mut ok = true;
             for slot in &mut self.sinks {
                 if catch_unwind(AssertUnwindSafe(|| slot.sink.flush())).is_err() {
                     self.pipeline.acct.worker_panics.fetch_add(1, Relaxed);
                 }
             }
-            self.pipeline.flush_done(epoch);
+            // A flush or shutdown waits for the network sinks' shippers too (by its deadline).
+            if epoch > synced || shutdown {
+                let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
+                for slot in &mut self.sinks {
+                    let sink = &mut slot.sink;
+                    ok &= catch_unwind(AssertUnwindSafe(|| {
+                        if shutdown {
+                            sink.close(deadline)
+                        } else {
+                            sink.sync(deadline)
+                        }
+                    }))
+                    .unwrap_or(false);
+                }
+                synced = epoch;
+            }
+            self.pipeline.flush_done(epoch, ok);
             if shutdown {
                 break;
             }
@@ -189,7 +213,7 @@ impl Worker {
             acct.lost_to_panic();
             return;
         }
-        self.batch.record_added(Instant::now());
+        self.batch.line_added(Instant::now(), rec.is_audit());
         if self.batch.is_full() {
             self.write_batch();
         }
@@ -207,7 +231,13 @@ impl Worker {
                 .store(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX), Relaxed);
         }
         for (i, slot) in self.sinks.iter_mut().enumerate() {
-            slot.write(&self.batch.bytes, n, &acct.sinks[i], &acct.worker_panics);
+            slot.write(
+                &self.batch.bytes,
+                &self.batch.audit,
+                n,
+                &acct.sinks[i],
+                &acct.worker_panics,
+            );
         }
         acct.in_flight.fetch_sub(n, Relaxed);
         self.batch.clear();

@@ -8,17 +8,17 @@
 //! request; any other HTTP error fails the pending items. A 200 whose body cannot be read
 //! re-sends everything pending (safe: the `_id`s make it idempotent). A batch's requests all
 //! end within three times the timeout (no request starts that could not end in time); what is
-//! still pending then is counted as failed.
+//! still pending then goes back to the shipper, which retries it later (or spools it).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Sink, Written};
 use crate::config::{ElasticsearchAuth, Secret};
 use crate::export::push::{Outcome, classify};
 use crate::export::retry::{Backoff, RetryPolicy};
+use crate::export::shipper::{Delivery, Parcel, Transport};
 
 /// Largest response read (a `_bulk` answer lists every item).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
@@ -40,18 +40,11 @@ pub(crate) struct ElasticsearchSettings {
     pub(crate) dead_letter_max_bytes: u64,
 }
 
-/// One record on its way: its `_id` and its JSON line.
+/// One record on its way: its place in the parcel, its `_id` and its JSON line.
 struct Item<'a> {
+    index: usize,
     id: String,
     line: &'a [u8],
-}
-
-/// What happened to a batch's records.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Tally {
-    rejected: u64,
-    failed: u64,
-    oversize: u64,
 }
 
 pub(crate) struct ElasticsearchSink {
@@ -59,9 +52,6 @@ pub(crate) struct ElasticsearchSink {
     bulk_url: String,
     authorization: Option<Secret>,
     settings: ElasticsearchSettings,
-    /// `_id` = this process's nonce and a sequence number.
-    nonce: u64,
-    sequence: u64,
     backoff: Backoff,
     dead_letter: Option<File>,
     dead_letter_bytes: u64,
@@ -81,8 +71,6 @@ impl ElasticsearchSink {
             agent: crate::export::tls::agent(settings.timeout, settings.ca.as_deref()),
             bulk_url: format!("{}/_bulk", settings.url.trim_end_matches('/')),
             authorization,
-            nonce: crate::collect::span::random_u64(),
-            sequence: 0,
             backoff: Backoff::new(RetryPolicy {
                 initial: Duration::from_millis(100),
                 max: Duration::from_secs(5),
@@ -112,29 +100,28 @@ impl ElasticsearchSink {
         body
     }
 
-    /// Sends `pending` until every item is done, refused or out of time.
-    fn ship(&mut self, mut pending: Vec<Item<'_>>, deadline: Instant) -> Tally {
-        let mut tally = Tally::default();
+    /// Sends `pending` until every item is done, refused or out of time; records each item's
+    /// outcome in `out` (left `Failed` when time runs out).
+    fn ship(&mut self, mut pending: Vec<Item<'_>>, deadline: Instant, out: &mut [Delivery]) {
         // No request starts that could not end within the batch's budget (this also bounds
         // the splits after 413s).
         if Instant::now() + self.settings.timeout > deadline {
-            tally.failed += pending.len() as u64;
-            return tally;
+            return;
         }
         for attempt in 1..=MAX_ATTEMPTS {
             if pending.is_empty() {
-                return tally;
+                return;
             }
-            let retry_after = match self.send(&pending) {
+            let retry_after = match self.request(&pending) {
                 Answer::Items(items) if items.len() == pending.len() => {
                     let mut retry = Vec::new();
                     for (item, status) in pending.into_iter().zip(items) {
                         match status.code {
-                            200..=299 | 409 => {}
+                            200..=299 | 409 => out[item.index] = Delivery::Done,
                             429 | 500..=599 => retry.push(item),
                             _ => {
                                 self.dead_letter(&item, &status);
-                                tally.rejected += 1;
+                                out[item.index] = Delivery::Rejected;
                             }
                         }
                     }
@@ -144,25 +131,21 @@ impl ElasticsearchSink {
                 // A 200 we could not read: re-send; the `_id`s make it idempotent.
                 Answer::Items(_) | Answer::Unreadable => None,
                 Answer::TooLarge if pending.len() == 1 => {
-                    tally.oversize += 1;
-                    return tally;
+                    out[pending[0].index] = Delivery::Oversize;
+                    return;
                 }
                 Answer::TooLarge => {
                     let second = pending.split_off(pending.len() / 2);
-                    let a = self.ship(pending, deadline);
-                    let b = self.ship(second, deadline);
-                    return Tally {
-                        rejected: tally.rejected + a.rejected + b.rejected,
-                        failed: tally.failed + a.failed + b.failed,
-                        oversize: tally.oversize + a.oversize + b.oversize,
-                    };
+                    self.ship(pending, deadline, out);
+                    self.ship(second, deadline, out);
+                    return;
                 }
                 Answer::Retry(after) => after,
                 Answer::Refused => break,
             };
             if pending.is_empty() {
                 self.backoff.succeeded();
-                return tally;
+                return;
             }
             if attempt == MAX_ATTEMPTS {
                 break;
@@ -175,11 +158,9 @@ impl ElasticsearchSink {
             }
             std::thread::sleep(wait);
         }
-        tally.failed += pending.len() as u64;
-        tally
     }
 
-    fn send(&self, items: &[Item<'_>]) -> Answer {
+    fn request(&self, items: &[Item<'_>]) -> Answer {
         let mut body = self.body(items);
         let mut request = self
             .agent
@@ -290,20 +271,18 @@ fn parse_items(body: &[u8]) -> Option<Vec<ItemStatus>> {
         .collect()
 }
 
-impl Sink for ElasticsearchSink {
-    fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written> {
+impl Transport for ElasticsearchSink {
+    fn send(&mut self, parcel: &Parcel, out: &mut [Delivery]) {
         let deadline = Instant::now() + self.settings.timeout * 3;
         let limit = self.settings.max_bulk_bytes;
-        let mut tally = Tally::default();
         let mut chunk: Vec<Item<'_>> = Vec::new();
         let mut chunk_bytes = 0;
         let mut chunks = Vec::new();
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            self.sequence += 1;
-            let id = format!("{:016x}{:016x}", self.nonce, self.sequence);
+        for (index, delivery) in out.iter_mut().enumerate().take(parcel.len()) {
+            let (id, line) = (parcel.id(index), parcel.line(index));
             let size = self.action(&id).len() + line.len() + 1;
             if size > limit {
-                tally.oversize += 1;
+                *delivery = Delivery::Oversize;
                 continue;
             }
             if chunk_bytes + size > limit && !chunk.is_empty() {
@@ -311,28 +290,13 @@ impl Sink for ElasticsearchSink {
                 chunk_bytes = 0;
             }
             chunk_bytes += size;
-            chunk.push(Item { id, line });
+            chunk.push(Item { index, id, line });
         }
         if !chunk.is_empty() {
             chunks.push(chunk);
         }
         for chunk in chunks {
-            let t = self.ship(chunk, deadline);
-            tally.rejected += t.rejected;
-            tally.failed += t.failed;
-            tally.oversize += t.oversize;
-        }
-        Ok(Written {
-            rejected: tally.rejected,
-            failed: tally.failed,
-            oversize: tally.oversize,
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.dead_letter {
-            Some(f) => f.flush(),
-            None => Ok(()),
+            self.ship(chunk, deadline, out);
         }
     }
 }

@@ -16,6 +16,9 @@ pub(crate) struct Written {
     pub(crate) failed: u64,
     /// Single records too large for one request.
     pub(crate) oversize: u64,
+    /// Records handed to an asynchronous stage (a network sink's shipper) that counts their
+    /// outcome itself.
+    pub(crate) deferred: u64,
 }
 
 /// A destination of encoded JSON-lines batches.
@@ -24,6 +27,28 @@ pub(crate) trait Sink: Send {
     fn write_batch(&mut self, bytes: &[u8]) -> io::Result<Written>;
     /// Pushes buffered bytes to the OS.
     fn flush(&mut self) -> io::Result<()>;
+    /// Writes a batch whose lines are flagged audit-class or not (`audit` has one flag per
+    /// line, or is empty when the caller does not know).
+    fn write_lines(&mut self, bytes: &[u8], audit: &[bool]) -> io::Result<Written> {
+        let _ = audit;
+        self.write_batch(bytes)
+    }
+    /// Waits until everything handed over is delivered or safely spooled, or `deadline`
+    /// passes; returns whether it was. Synchronous sinks are always done.
+    fn sync(&mut self, deadline: std::time::Instant) -> bool {
+        let _ = deadline;
+        true
+    }
+    /// Delivers or spools what it holds and stops the sink's own thread, if it has one, by
+    /// `deadline` (final: it is dropped next); returns whether it finished in time.
+    fn close(&mut self, deadline: std::time::Instant) -> bool {
+        let _ = deadline;
+        true
+    }
+    /// Gives the sink its counters, for sinks that count outcomes themselves.
+    fn bind(&mut self, acct: &std::sync::Arc<super::accounting::Accounting>, index: usize) {
+        let _ = (acct, index);
+    }
 }
 
 /// Any `Write`: stdout, a pipe, an in-memory buffer.
