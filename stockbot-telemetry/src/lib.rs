@@ -136,6 +136,7 @@
 //!
 //! Rust 1.95 or newer (edition 2024).
 
+pub mod alerting;
 pub mod analysis;
 mod collect;
 mod config;
