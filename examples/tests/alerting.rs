@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-use stockbot_telemetry::alerting::{Alert, AlertSpec, BurnWindow, Condition, Query, Severity, Slo};
-use stockbot_telemetry_testing::prometheus::promtool;
+use stockbot_telemetry::alerting::{
+    Alert, AlertSpec, BurnWindow, Chat, Condition, Notifications, Query, Receiver, ServiceRoute,
+    Severity, Slo, Smtp, TeamRoute,
+};
+use stockbot_telemetry_testing::prometheus::{amtool, promtool};
 
 /// The order router's spec: a ratio SLO, a latency SLO with a traffic guard, a
 /// multi-condition alert and a gauge threshold.
@@ -57,7 +60,47 @@ fn spec() -> AlertSpec {
     ));
     spec.absent
         .push("stockbot_tick_to_trade_latency_seconds".into());
+    // Pages escalate: the secondary after 15 minutes, the desk manager after an hour.
+    spec.escalation = vec![Duration::from_secs(900), Duration::from_secs(3600)];
     spec
+}
+
+/// The routing: every kind of receiver, two teams, escalation tiers, a service override.
+fn notifications() -> Notifications {
+    let mut email = Receiver::new("execution-tickets");
+    email.email = vec!["execution-team@stockbot.example".into()];
+    let mut oncall = Receiver::new("execution-oncall");
+    oncall.pagerduty_key_file = Some("/etc/alertmanager/secrets/pagerduty-execution".into());
+    oncall.sms_webhook = Some("http://127.0.0.1:9099/sms".into());
+    let mut secondary = Receiver::new("execution-secondary");
+    secondary.chat = Some(Chat::new(
+        "/etc/alertmanager/secrets/slack-execution",
+        "#execution-oncall",
+    ));
+    let mut manager = Receiver::new("desk-manager");
+    manager.sms_webhook = Some("http://127.0.0.1:9099/sms-manager".into());
+    let mut risk = Receiver::new("risk-oncall");
+    risk.webhook = Some("http://127.0.0.1:9099/risk".into());
+    let mut fix = Receiver::new("fix-gateway-team");
+    fix.webhook = Some("http://127.0.0.1:9099/fix".into());
+    let fallback = Receiver::new("default");
+    let mut execution = TeamRoute::new("execution", "execution-oncall", "execution-tickets");
+    execution.escalation = vec!["execution-secondary".into(), "desk-manager".into()];
+    execution.services.push(ServiceRoute::new(
+        "fix-gateway",
+        Some(Severity::Ticket),
+        "fix-gateway-team",
+    ));
+    let mut n = Notifications::new(
+        vec![email, oncall, secondary, manager, risk, fix, fallback],
+        vec![
+            execution,
+            TeamRoute::new("risk", "risk-oncall", "risk-oncall"),
+        ],
+        "default",
+    );
+    n.smtp = Some(Smtp::new("127.0.0.1:25", "alertmanager@stockbot.example"));
+    n
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -104,6 +147,7 @@ fn generated_rules_pass_promtool_check_and_their_generated_unit_tests() {
         "AckLatencyBurnRateTicket",
         "HighRejectRatio",
         "RiskLimitNearlyUsed",
+        "ServiceDown",
         "MetricAbsent(stockbot_orders_submitted_total)",
         "MetricAbsent(stockbot_order_ack_latency_seconds_count)",
         "MetricAbsent(stockbot_tick_to_trade_latency_seconds_count)",
@@ -259,6 +303,7 @@ when = [
     from_code.slos[1].min_rate = 0.0;
     from_code.alerts.truncate(1);
     from_code.absent.clear();
+    from_code.escalation.clear();
     assert_eq!(from_file, from_code);
     let err = AlertSpec::from_toml("service = \"a\"\nteam = \"b\"\n[[slo]]\nname = \"x\"\nobjective = 2.0\nratio = { errors = { metric = \"stockbot_orders_rejected_total\" }, total = { metric = \"stockbot_orders_submitted_total\" } }\n").unwrap_err();
     assert!(err.to_string().contains("slo[0].objective"), "{err}");
@@ -283,4 +328,181 @@ fn latency_thresholds_become_bucket_boundaries() {
     // Already a boundary: unchanged.
     let ack = &config.metrics.buckets["stockbot_order_ack_latency_seconds"];
     assert_eq!(ack.iter().filter(|&&x| x == 0.005).count(), 1);
+}
+
+#[test]
+fn the_alertmanager_config_passes_amtool_and_routes_each_label_set_to_its_receiver() {
+    let n = notifications();
+    n.check_spec(&spec()).unwrap();
+    let dir = tmp("am");
+    let config = n.alertmanager_config().unwrap();
+    let file = dir.join("alertmanager.yml");
+    std::fs::write(&file, &config).unwrap();
+    let out = amtool(&["check-config", file.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("{e}\n--- config ---\n{config}"));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(!config.contains("routing_key\":") && config.contains("routing_key_file"));
+
+    let config_flag = format!("--config.file={}", file.display());
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["team=execution", "service=order-router", "severity=page"],
+            "execution-oncall",
+        ),
+        (
+            &[
+                "team=execution",
+                "service=order-router",
+                "severity=page",
+                "tier=2",
+            ],
+            "execution-secondary",
+        ),
+        (
+            &[
+                "team=execution",
+                "service=order-router",
+                "severity=page",
+                "tier=3",
+            ],
+            "desk-manager",
+        ),
+        (
+            &["team=execution", "service=order-router", "severity=ticket"],
+            "execution-tickets",
+        ),
+        (
+            &["team=execution", "service=fix-gateway", "severity=ticket"],
+            "fix-gateway-team",
+        ),
+        (
+            &["team=execution", "service=fix-gateway", "severity=page"],
+            "execution-oncall",
+        ),
+        (
+            &["team=risk", "service=risk-engine", "severity=page"],
+            "risk-oncall",
+        ),
+        (
+            &[
+                "team=risk",
+                "service=risk-engine",
+                "severity=page",
+                "tier=2",
+            ],
+            "risk-oncall",
+        ),
+        (&["team=unknown", "severity=page"], "default"),
+    ];
+    for (labels, receiver) in table {
+        let mut args = vec!["config", "routes", "test", config_flag.as_str()];
+        let verify = format!("--verify.receivers={receiver}");
+        args.push(&verify);
+        args.extend_from_slice(labels);
+        let out = amtool(&args).unwrap_or_else(|e| panic!("{labels:?} → {receiver}: {e}"));
+        // stdout has the receivers; stderr (appended) may hold a warning about the flags.
+        assert_eq!(out.lines().next(), Some(*receiver), "{labels:?}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_routing_is_refused_naming_the_item() {
+    type Mutation = Box<dyn Fn(&mut Notifications)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|n| n.receivers[1] = Receiver::new("execution-oncall")),
+            "receiver[1]",
+        ),
+        (
+            Box::new(|n| n.receivers[1].sms_webhook = Some("ftp://x".into())),
+            "receiver[1].sms_webhook",
+        ),
+        (Box::new(|n| n.smtp = None), "receiver[0].email"),
+        (
+            Box::new(|n| n.receivers[0].email = vec!["not-an-address".into()]),
+            "receiver[0].email[0]",
+        ),
+        (
+            Box::new(|n| n.receivers[2].chat.as_mut().unwrap().channel = "general".into()),
+            "receiver[2].chat.channel",
+        ),
+        (
+            Box::new(|n| n.teams[0].page = "nobody".into()),
+            "team[0].page",
+        ),
+        (
+            Box::new(|n| n.teams[0].escalation.push("ghost".into())),
+            "team[0].escalation[2]",
+        ),
+        (
+            Box::new(|n| {
+                n.default_receiver = "ghost".into();
+                n.receivers[6].webhook = Some("http://127.0.0.1:9099/default".into());
+            }),
+            "default_receiver",
+        ),
+        (
+            Box::new(|n| n.receivers.push(Receiver::new("default"))),
+            "receiver[7].name",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut n = notifications();
+        mutate(&mut n);
+        let err = n.alertmanager_config().unwrap_err().to_string();
+        assert!(err.contains(field), "expected {field} in: {err}");
+    }
+    // The alert spec and the routing must agree on the team and its tiers.
+    let mut s = spec();
+    s.escalation.pop();
+    let err = notifications().check_spec(&s).unwrap_err().to_string();
+    assert!(err.contains("escalation"), "{err}");
+    s.team = "nobody".into();
+    assert!(
+        notifications()
+            .check_spec(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("nobody")
+    );
+}
+
+#[test]
+fn the_routing_reads_from_toml() {
+    let text = r##"
+default_receiver = "default"
+smtp = { smarthost = "127.0.0.1:25", from = "alertmanager@stockbot.example" }
+
+[[receiver]]
+name = "default"
+
+[[receiver]]
+name = "execution-oncall"
+pagerduty_key_file = "/etc/alertmanager/secrets/pagerduty-execution"
+
+[[receiver]]
+name = "execution-tickets"
+email = ["execution-team@stockbot.example"]
+
+[[team]]
+team = "execution"
+page = "execution-oncall"
+ticket = "execution-tickets"
+services = [{ service = "fix-gateway", severity = "ticket", receiver = "execution-oncall" }]
+"##;
+    let n = Notifications::from_toml(text).unwrap();
+    assert_eq!(n.teams[0].services[0].severity, Some(Severity::Ticket));
+    assert_eq!(n.group_by, ["alertname", "service", "slo"]);
+    let config = n.alertmanager_config().unwrap();
+    assert!(config.contains("routing_key_file"));
+    let err =
+        Notifications::from_toml(&text.replace("page = \"execution-oncall\"", "page = \"ghost\""))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("team[0].page"), "{err}");
+    let err = Notifications::from_toml(&format!("{text}\nunknown = 1\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown"), "{err}");
 }

@@ -86,8 +86,8 @@ impl HarnessError {
 
     fn missing_binary(name: &str, path: &str) -> Self {
         Self::new(format!(
-            "{name} binary not found at {path} (install the Debian package `prometheus`; \
-             scripts/test.sh does)"
+            "{name} binary not found at {path} (install the Debian packages `prometheus` and \
+             `prometheus-alertmanager`; scripts/test.sh does)"
         ))
     }
 
@@ -184,7 +184,7 @@ impl PrometheusServer {
     /// # Errors
     ///
     /// When the binary is missing (`prometheus binary not found at /usr/bin/prometheus
-    /// (install the Debian package `prometheus`; scripts/test.sh does)`), when
+    /// (install the Debian packages …; scripts/test.sh does)`), when
     /// `scrape_interval` is shorter than a millisecond, when the temporary directory cannot be
     /// written, and when the server exits or is not ready within 30 s (with its log).
     pub fn start(
@@ -642,12 +642,17 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), HarnessError> {
 /// When promtool exits non-zero (the error quotes the command, exit status and output) or is
 /// missing.
 pub fn promtool(args: &[&str]) -> Result<String, HarnessError> {
-    let output = run_promtool(args, None)?;
+    checked(PROMTOOL_BIN, "promtool", args)
+}
+
+/// Runs a tool; its output if it succeeded, else an error quoting the command and output.
+fn checked(bin: &str, name: &str, args: &[&str]) -> Result<String, HarnessError> {
+    let output = run_tool(bin, name, args, None)?;
     if output.success {
         Ok(output.text)
     } else {
         Err(HarnessError::new(format!(
-            "`{PROMTOOL_BIN} {}` failed ({}):\n{}",
+            "`{bin} {}` failed ({}):\n{}",
             args.join(" "),
             output.status,
             output.text.trim_end()
@@ -662,12 +667,17 @@ struct ToolOutput {
     text: String,
 }
 
-fn run_promtool(args: &[&str], stdin: Option<&str>) -> Result<ToolOutput, HarnessError> {
-    if !Path::new(PROMTOOL_BIN).is_file() {
-        return Err(HarnessError::missing_binary("promtool", PROMTOOL_BIN));
+fn run_tool(
+    bin: &str,
+    name: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<ToolOutput, HarnessError> {
+    if !Path::new(bin).is_file() {
+        return Err(HarnessError::missing_binary(name, bin));
     }
-    let describe = || format!("`{PROMTOOL_BIN} {}`", args.join(" "));
-    let mut child = Command::new(PROMTOOL_BIN)
+    let describe = || format!("`{bin} {}`", args.join(" "));
+    let mut child = Command::new(bin)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -679,7 +689,7 @@ fn run_promtool(args: &[&str], stdin: Option<&str>) -> Result<ToolOutput, Harnes
         .spawn()
         .map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                HarnessError::missing_binary("promtool", PROMTOOL_BIN)
+                HarnessError::missing_binary(name, bin)
             } else {
                 HarnessError::new(format!("cannot start {}: {e}", describe()))
             }
@@ -721,6 +731,24 @@ fn run_promtool(args: &[&str], stdin: Option<&str>) -> Result<ToolOutput, Harnes
         status: output.status.to_string(),
         text,
     })
+}
+
+fn run_promtool(args: &[&str], stdin: Option<&str>) -> Result<ToolOutput, HarnessError> {
+    run_tool(PROMTOOL_BIN, "promtool", args, stdin)
+}
+
+/// Where Debian's `prometheus-alertmanager` package puts `amtool`.
+pub const AMTOOL_BIN: &str = "/usr/bin/amtool";
+
+/// Runs `amtool` with `args`, e.g. `["check-config", file]` or `["config", "routes", "test",
+/// "--config.file=…", "team=execution"]`, and returns its stdout followed by its stderr.
+///
+/// # Errors
+///
+/// When amtool exits non-zero (the error quotes the command, exit status and output) or is
+/// missing.
+pub fn amtool(args: &[&str]) -> Result<String, HarnessError> {
+    checked(AMTOOL_BIN, "amtool", args)
 }
 
 /// Serves `body` (with the given content type) on `127.0.0.1:<free port>` at every path until
@@ -772,10 +800,13 @@ impl StaticExposition {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        if let Ok(stream) = stream
-                            && answer(stream, &response)
-                        {
+                        // Counted before the answer goes out, so a client that got its
+                        // answer always sees it counted; taken back if answering failed.
+                        if let Ok(stream) = stream {
                             requests.fetch_add(1, Ordering::SeqCst);
+                            if !answer(stream, &response) {
+                                requests.fetch_sub(1, Ordering::SeqCst);
+                            }
                         }
                     }
                 }
@@ -1181,7 +1212,7 @@ mod tests {
         assert_eq!(
             error,
             "prometheus binary not found at /nonexistent/prometheus (install the Debian \
-             package `prometheus`; scripts/test.sh does)"
+             packages `prometheus` and `prometheus-alertmanager`; scripts/test.sh does)"
         );
     }
 

@@ -55,6 +55,7 @@
 //! ]
 //! ```
 
+mod alertmanager;
 mod rules;
 mod yaml;
 
@@ -65,6 +66,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
+pub use alertmanager::{Chat, Notifications, Receiver, ServiceRoute, Smtp, TeamRoute};
 pub use rules::{BurnWindow, RuleTests};
 
 /// Everything one service declares: its SLOs, its alerts, the metrics it adds to the
@@ -102,6 +104,19 @@ pub struct AlertSpec {
     /// Alert on the SDK's own drop counters (`stockbot_telemetry_dropped_total`). Default on.
     #[serde(default = "AlertSpec::yes")]
     pub sdk_alerts: bool,
+    /// Escalation of pages: tier 2, 3, … of every page alert fire when it is still firing
+    /// this long after it fired (e.g. `["15m", "1h"]`: secondary after 15 min, manager after
+    /// 1 h); [`Notifications`] routes each tier. Empty: no escalation.
+    #[serde(default, deserialize_with = "durations")]
+    pub escalation: Vec<Duration>,
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let texts: Vec<String> = Deserialize::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| humantime::parse_duration(t).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// A service level objective.
@@ -443,6 +458,7 @@ impl AlertSpec {
             absent_for: Self::default_absent_for(),
             burn_windows: BurnWindow::defaults(),
             sdk_alerts: true,
+            escalation: Vec::new(),
         }
     }
 

@@ -171,6 +171,18 @@ pub(super) fn validate(spec: &AlertSpec) -> Result<(), Error> {
         .map_err(|e| bad(format!("metrics[{i}]"), m, &e.to_string()))?;
     }
     positive("absent_for".into(), spec.absent_for)?;
+    for (i, pair) in spec.escalation.windows(2).enumerate() {
+        if pair[1] <= pair[0] {
+            return Err(bad(
+                format!("escalation[{}]", i + 1),
+                humantime::format_duration(pair[1]),
+                "must be later than the tier before",
+            ));
+        }
+    }
+    if let Some(first) = spec.escalation.first() {
+        positive("escalation[0]".into(), *first)?;
+    }
     for (i, w) in spec.burn_windows.iter().enumerate() {
         let f = format!("burn_windows[{i}]");
         if !(w.budget_fraction > 0.0 && w.budget_fraction <= 1.0) {
@@ -204,7 +216,7 @@ pub(super) fn validate(spec: &AlertSpec) -> Result<(), Error> {
         .slos
         .iter()
         .flat_map(|s| [Severity::Page, Severity::Ticket].map(|sev| burn_alert_name(s, sev)))
-        .chain(["MetricAbsent".to_owned(), "TelemetryDropping".to_owned()])
+        .chain(["MetricAbsent", "TelemetryDropping", "ServiceDown"].map(str::to_owned))
         .collect();
     for (i, a) in spec.alerts.iter().enumerate() {
         validate_alert(spec, &format!("alert[{i}]"), a)?;
@@ -710,6 +722,53 @@ fn sdk_alert(g: &Gen<'_>) -> Value {
     })
 }
 
+fn service_down(g: &Gen<'_>) -> Value {
+    let mut labels = g.base_labels();
+    labels.insert("severity".into(), json!("page"));
+    // target_info names the service `service_name`; the routing and the inhibition of the
+    // service's other alerts use `service`.
+    labels.insert("service".into(), json!(g.spec.service));
+    json!({
+        "alert": "ServiceDown",
+        "expr": format!(
+            "absent(target_info{{service_name={},deployment_mode={}}})",
+            quote(&g.spec.service),
+            quote(&g.spec.deployment_mode)
+        ),
+        "for": "2m",
+        "labels": labels,
+        "annotations": {
+            "summary": format!("{} is down", g.spec.service),
+            "description": format!(
+                "No {} instance of {} has been scraped for 2m (its target_info is gone); its other alerts are inhibited meanwhile.",
+                g.spec.deployment_mode, g.spec.service
+            ),
+        },
+    })
+}
+
+/// Escalation copies of a page alert: the same expression, `for` longer by each tier's
+/// delay, and a `tier` label (2, 3, …) that routes to the next receiver.
+fn tiers(spec: &AlertSpec, alert: &Value) -> Vec<Value> {
+    if alert["labels"]["severity"] != "page" {
+        return Vec::new();
+    }
+    let base = alert["for"]
+        .as_str()
+        .and_then(|f| humantime::parse_duration(f).ok())
+        .unwrap_or_default();
+    spec.escalation
+        .iter()
+        .enumerate()
+        .map(|(k, delay)| {
+            let mut copy = alert.clone();
+            copy["for"] = json!(promql_duration(base + *delay));
+            copy["labels"]["tier"] = json!((k + 2).to_string());
+            copy
+        })
+        .collect()
+}
+
 pub(super) fn rule_file(spec: &AlertSpec) -> Value {
     let g = Gen { spec };
     let mut recording = Vec::new();
@@ -739,6 +798,17 @@ pub(super) fn rule_file(spec: &AlertSpec) -> Value {
         slo_alerts.extend(burn_alerts(&g, slo));
     }
     let mut alerts: Vec<Value> = spec.alerts.iter().map(|a| threshold_alert(&g, a)).collect();
+    alerts.push(service_down(&g));
+    let escalated: Vec<Value> = slo_alerts
+        .iter()
+        .chain(alerts.iter())
+        .flat_map(|a| tiers(spec, a))
+        .collect();
+    let (slo_tiers, other_tiers): (Vec<Value>, Vec<Value>) = escalated
+        .into_iter()
+        .partition(|a| a["labels"].get("slo").is_some());
+    slo_alerts.extend(slo_tiers);
+    alerts.extend(other_tiers);
     for (q, suffix) in absent_targets(spec) {
         alerts.push(absent_alert(&g, &q, suffix));
     }
@@ -790,6 +860,33 @@ fn exp_alert(labels: &Value, annotations: &Value, extra: &[(&str, String)]) -> V
         l.insert((*k).to_owned(), json!(v));
     }
     json!({"exp_labels": l, "exp_annotations": annotations})
+}
+
+/// What a firing case expects: the alert, and for a page each escalation tier too (the case is
+/// evaluated after the last tier fired, see [`settle`]).
+fn firing(spec: &AlertSpec, alert: &Value, exp: Value) -> Vec<Value> {
+    let mut out = vec![exp.clone()];
+    if alert["labels"]["severity"] == "page" {
+        for k in 0..spec.escalation.len() {
+            let mut e = exp.clone();
+            e["exp_labels"]["tier"] = json!((k + 2).to_string());
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// `eval`, or later for a page: 10 minutes after its last escalation tier fires.
+fn settle(spec: &AlertSpec, alert: &Value, eval: Duration) -> Duration {
+    let last = spec.escalation.last().copied().unwrap_or_default();
+    if alert["labels"]["severity"] != "page" || last.is_zero() {
+        return eval;
+    }
+    let base = alert["for"]
+        .as_str()
+        .and_then(|f| humantime::parse_duration(f).ok())
+        .unwrap_or_default();
+    eval.max(base + last + Duration::from_secs(600))
 }
 
 fn case(series: &Series, eval: Duration, alert: &Value, fires: Vec<Value>) -> Value {
@@ -897,13 +994,19 @@ pub(super) fn rule_tests(spec: &AlertSpec, rule_file_path: &str) -> RuleTests {
             let eval = guard.max(Duration::from_secs(7200))
                 + windows.map(|w| w.for_).max().unwrap_or_default()
                 + Duration::from_secs(600);
+            let eval = settle(spec, &alert, eval);
             let exp = exp_alert(
                 &alert["labels"],
                 &alert["annotations"],
                 &[("service", spec.service.clone())],
             );
             // Every event bad: fires.
-            tests.push(case(&bad_series(1.0, traffic), eval, &alert, vec![exp]));
+            tests.push(case(
+                &bad_series(1.0, traffic),
+                eval,
+                &alert,
+                firing(spec, &alert, exp),
+            ));
             cover(&name, true);
             // Every event good: quiet.
             tests.push(case(&bad_series(0.0, traffic), eval, &alert, vec![]));
@@ -940,7 +1043,7 @@ pub(super) fn rule_tests(spec: &AlertSpec, rule_file_path: &str) -> RuleTests {
 
     for a in &spec.alerts {
         let Some(alert) = find(&a.name) else { continue };
-        let eval = a.window + a.for_ + Duration::from_secs(600);
+        let eval = settle(spec, &alert, a.window + a.for_ + Duration::from_secs(600));
         for fire_case in [true, false] {
             // Firing: every condition holds. Quiet: the first does not, the others do.
             let mut s = Series::default();
@@ -985,7 +1088,12 @@ pub(super) fn rule_tests(spec: &AlertSpec, rule_file_path: &str) -> RuleTests {
                     &[("service", spec.service.clone())],
                 )
             });
-            tests.push(case(&s, eval, &alert, exp.into_iter().collect()));
+            tests.push(case(
+                &s,
+                eval,
+                &alert,
+                exp.map(|e| firing(spec, &alert, e)).unwrap_or_default(),
+            ));
             cover(&a.name, fires);
         }
     }
@@ -1024,6 +1132,34 @@ pub(super) fn rule_tests(spec: &AlertSpec, rule_file_path: &str) -> RuleTests {
         let name = format!("MetricAbsent({metric})");
         cover(&name, true);
         cover(&name, false);
+    }
+
+    if let Some(alert) = find("ServiceDown") {
+        let eval = settle(spec, &alert, Duration::from_secs(900));
+        let exp = exp_alert(
+            &alert["labels"],
+            &alert["annotations"],
+            &[("service_name", spec.service.clone())],
+        );
+        // Nothing scraped: down (and escalated). Its target_info reported: up.
+        tests.push(case(
+            &Series::default(),
+            eval,
+            &alert,
+            firing(spec, &alert, exp),
+        ));
+        let mut up = Series::default();
+        up.gauges.insert(
+            format!(
+                "target_info{{service_name={},deployment_mode={}}}",
+                quote(&spec.service),
+                quote(&spec.deployment_mode)
+            ),
+            1.0,
+        );
+        tests.push(case(&up, eval, &alert, vec![]));
+        cover("ServiceDown", true);
+        cover("ServiceDown", false);
     }
 
     if let Some(alert) = find("TelemetryDropping") {
