@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use stockbot_telemetry::alerting::{
-    Alert, AlertSpec, BurnWindow, Chat, Condition, Notifications, Query, Receiver, ServiceRoute,
-    Severity, Slo, Smtp, TeamRoute,
+    Alert, AlertSpec, BurnWindow, Chat, Condition, Notifications, Override, Query, Receiver,
+    Rotation, ServiceRoute, Severity, Shift, Slo, Smtp, TeamRoute,
 };
+use stockbot_telemetry_testing::alertmanager::{jiff, notified_at};
 use stockbot_telemetry_testing::prometheus::{amtool, promtool};
 
 /// The order router's spec: a ratio SLO, a latency SLO with a traffic guard, a
@@ -505,4 +506,167 @@ services = [{ service = "fix-gateway", severity = "ticket", receiver = "executio
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown"), "{err}");
+}
+
+/// The routing with rotations: a weekly primary in London (with an override) and a daily
+/// secondary (escalation tier 2) in New York, listed for four weeks across both DST changes.
+fn rota() -> Notifications {
+    let mut n = notifications();
+    for name in ["alice", "bob", "carol"] {
+        let mut r = Receiver::new(name);
+        r.webhook = Some(format!("http://127.0.0.1:9099/{name}"));
+        n.receivers.push(r);
+    }
+    let mut primary = Rotation::new(
+        "execution-primary",
+        "execution",
+        vec!["alice".into(), "bob".into()],
+        Shift::Weekly,
+        "09:00",
+        "2027-03-22",
+        "Europe/London",
+    );
+    primary.overrides.push(Override::new(
+        "carol",
+        "2027-03-24 12:00",
+        "2027-03-25 12:00",
+    ));
+    n.rotations.push(primary);
+    let mut secondary = Rotation::new(
+        "execution-secondary",
+        "execution",
+        vec!["carol".into(), "alice".into()],
+        Shift::Daily,
+        "18:00",
+        "2027-03-22",
+        "America/New_York",
+    );
+    secondary.tier = 2;
+    n.rotations.push(secondary);
+    n.schedule_from = Some("2027-03-22".into());
+    n.schedule_weeks = 4;
+    n
+}
+
+fn utc(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+#[test]
+fn on_call_rotations_compile_to_time_intervals_and_route_by_the_clock() {
+    let n = rota();
+    let dir = tmp("rota");
+    let file = dir.join("alertmanager.yml");
+    let config = n.alertmanager_config().unwrap();
+    std::fs::write(&file, &config).unwrap();
+    let out = amtool(&["check-config", file.to_str().unwrap()])
+        .unwrap_or_else(|e| panic!("{e}\n--- config ---\n{config}"));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(config.contains("location: \"Europe/London\""), "{config}");
+
+    // Who gets a page when (amtool ignores time intervals: our evaluator of the same config).
+    let json = n.alertmanager_json().unwrap();
+    let page = [
+        ("team", "execution"),
+        ("service", "order-router"),
+        ("severity", "page"),
+    ];
+    let tier2 = [
+        ("team", "execution"),
+        ("service", "order-router"),
+        ("severity", "page"),
+        ("tier", "2"),
+    ];
+    type Labels<'a> = &'a [(&'a str, &'a str)];
+    let table: &[(Labels<'_>, &str, &[&str])] = &[
+        // Before the first hand-over (09:00 London): nobody on the rota, the team's receiver.
+        (&page, "2027-03-22T08:30:00Z", &["execution-oncall"]),
+        (&page, "2027-03-22T09:30:00Z", &["alice"]),
+        // The override.
+        (&page, "2027-03-24T13:00:00Z", &["carol"]),
+        (&page, "2027-03-25T12:30:00Z", &["alice"]),
+        // London is on summer time from 28 March: the 09:00 hand-over is 08:00 UTC.
+        (&page, "2027-03-29T07:30:00Z", &["alice"]),
+        (&page, "2027-03-29T08:30:00Z", &["bob"]),
+        (&page, "2027-04-05T08:30:00Z", &["alice"]),
+        // Past the four listed weeks: the team's receiver (regenerate).
+        (&page, "2027-04-25T12:00:00Z", &["execution-oncall"]),
+        // The daily secondary in New York (summer time since 14 March: 18:00 is 22:00 UTC).
+        (&tier2, "2027-03-22T21:30:00Z", &["execution-secondary"]),
+        (&tier2, "2027-03-22T22:30:00Z", &["carol"]),
+        (&tier2, "2027-03-23T22:30:00Z", &["alice"]),
+        (&tier2, "2027-03-24T22:30:00Z", &["carol"]),
+        // Tickets do not follow the rota.
+        (
+            &[
+                ("team", "execution"),
+                ("service", "order-router"),
+                ("severity", "ticket"),
+            ],
+            "2027-03-24T13:00:00Z",
+            &["execution-tickets"],
+        ),
+    ];
+    for (labels, at, expected) in table {
+        let got = notified_at(&json, labels, utc(at)).unwrap();
+        assert_eq!(got, *expected, "{labels:?} at {at}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_rotations_are_refused_naming_the_item() {
+    type Mutation = Box<dyn Fn(&mut Notifications)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|n| n.rotations[0].members.clear()),
+            "rotation[0].members",
+        ),
+        (
+            Box::new(|n| {
+                let mut again = n.rotations[0].clone();
+                again.name = "execution-backup".into();
+                n.rotations.push(again);
+            }),
+            "overlaps rotation execution-primary",
+        ),
+        (
+            Box::new(|n| {
+                n.rotations[0].overrides.push(Override::new(
+                    "bob",
+                    "2027-03-25 00:00",
+                    "2027-03-26 00:00",
+                ))
+            }),
+            "rotation[0].overrides[1]",
+        ),
+        (
+            Box::new(|n| n.rotations[0].members.push("dave".into())),
+            "rotation[0].members[2]",
+        ),
+        (
+            Box::new(|n| n.rotations[0].handover = "9am".into()),
+            "rotation[0].handover",
+        ),
+        (Box::new(|n| n.rotations[1].tier = 4), "rotation[1].tier"),
+        (
+            Box::new(|n| n.rotations[0].start = "2027-02-30".into()),
+            "rotation[0].start",
+        ),
+        (
+            Box::new(|n| n.rotations[0].time_zone = "London".into()),
+            "rotation[0].time_zone",
+        ),
+        (Box::new(|n| n.schedule_from = None), "schedule_from"),
+        (
+            Box::new(|n| n.rotations[0].team = "nobody".into()),
+            "rotation[0].team",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut n = rota();
+        mutate(&mut n);
+        let err = n.alertmanager_config().unwrap_err().to_string();
+        assert!(err.contains(field), "expected {field} in: {err}");
+    }
 }

@@ -52,7 +52,11 @@ impl Wire {
     }
 
     fn service(self, base: &str) -> (tracing::Dispatch, TelemetryGuard) {
-        service_with(self.endpoint(base), |o| {
+        build(self.config(base))
+    }
+
+    fn config(self, base: &str) -> stockbot_telemetry::Config {
+        config_with(self.endpoint(base), |o| {
             if self.grpc() {
                 o.protocol = OtlpProtocol::Grpc;
             }
@@ -71,6 +75,20 @@ fn service_with(
     endpoint: String,
     adjust: impl FnOnce(&mut OtlpTracesConfig),
 ) -> (tracing::Dispatch, TelemetryGuard) {
+    build(config_with(endpoint, adjust))
+}
+
+fn build(config: stockbot_telemetry::Config) -> (tracing::Dispatch, TelemetryGuard) {
+    TelemetryBuilder::new(config)
+        .with_writer("mem", std::io::sink())
+        .build_dispatch()
+        .unwrap()
+}
+
+fn config_with(
+    endpoint: String,
+    adjust: impl FnOnce(&mut OtlpTracesConfig),
+) -> stockbot_telemetry::Config {
     let mut config = stockbot_telemetry_testing::test_config();
     config.service.name = "order-router".into();
     let mut otlp = OtlpTracesConfig::new(endpoint);
@@ -82,10 +100,7 @@ fn service_with(
     );
     config.traces.otlp = Some(otlp);
     config.traces.flush_interval = Duration::from_millis(50);
-    TelemetryBuilder::new(config)
-        .with_writer("mem", std::io::sink())
-        .build_dispatch()
-        .unwrap()
+    config
 }
 
 fn orders(dispatch: &tracing::Dispatch, n: usize) {
@@ -193,7 +208,11 @@ fn retries(wire: Wire) {
         Reply::ok(),
         Reply::status(400),
     ]);
-    let (dispatch, guard) = wire.service(&receiver.url());
+    // Batches only on the explicit flush and shutdown, so the first two orders' four spans
+    // are one batch however slow the machine.
+    let mut config = wire.config(&receiver.url());
+    config.traces.flush_interval = Duration::from_secs(30);
+    let (dispatch, guard) = build(config);
     orders(&dispatch, 2);
     assert!(guard.flush(Duration::from_secs(20)));
     orders(&dispatch, 1);

@@ -36,6 +36,7 @@
 //!   process (an integration-test file with a single test, or `cargo nextest`), which
 //!   installs the capture process-wide.
 
+pub mod alertmanager;
 pub mod elasticsearch;
 mod http_server;
 mod metric_capture;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::oncall::{self, Rotation};
 use super::rules::promql_duration;
 use super::{AlertSpec, Severity};
 use crate::error::Error;
@@ -45,6 +46,16 @@ pub struct Notifications {
     /// The mail relay, needed when a receiver sends email.
     #[serde(default)]
     pub smtp: Option<Smtp>,
+    /// On-call rotations: who of a team takes its pages (or an escalation tier) when.
+    #[serde(default, rename = "rotation")]
+    pub rotations: Vec<Rotation>,
+    /// First day (`YYYY-MM-DD`) of the schedule the rotations are compiled for.
+    #[serde(default)]
+    pub schedule_from: Option<String>,
+    /// Weeks of schedule listed (regenerate before they run out: past them, pages go to the
+    /// team's page receiver). Default 12.
+    #[serde(default = "Notifications::default_weeks")]
+    pub schedule_weeks: u32,
 }
 
 /// The mail relay.
@@ -212,7 +223,14 @@ impl Notifications {
             group_interval: Self::default_group_interval(),
             repeat_interval: Self::default_repeat(),
             smtp: None,
+            rotations: Vec::new(),
+            schedule_from: None,
+            schedule_weeks: Self::default_weeks(),
         }
+    }
+
+    fn default_weeks() -> u32 {
+        12
     }
 
     fn default_group_by() -> Vec<String> {
@@ -328,6 +346,19 @@ impl Notifications {
                 known(format!("{f}.services[{j}].receiver"), &s.receiver)?;
             }
         }
+        let receivers: Vec<&str> = self.receivers.iter().map(|r| r.name.as_str()).collect();
+        let tiers = self
+            .teams
+            .iter()
+            .map(|t| (t.team.as_str(), 1 + t.escalation.len()))
+            .collect();
+        oncall::validate(
+            &self.rotations,
+            &receivers,
+            &tiers,
+            self.schedule_from.as_deref(),
+            self.schedule_weeks,
+        )?;
         if let Some(s) = &self.smtp
             && (!s.smarthost.contains(':') || !s.from.contains('@'))
         {
@@ -376,8 +407,37 @@ impl Notifications {
         Ok(super::yaml::to_yaml(&self.config()))
     }
 
+    /// The Alertmanager configuration as JSON data (the YAML's content), e.g. for an
+    /// evaluator of who is notified when.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub fn alertmanager_json(&self) -> Result<Value, Error> {
+        self.validate()?;
+        Ok(self.config())
+    }
+
     fn config(&self) -> Value {
         let matcher = |k: &str, v: &str| format!("{k}={}", Value::String(v.to_owned()));
+        let from = self
+            .schedule_from
+            .as_deref()
+            .and_then(oncall::parse_date)
+            .unwrap_or_default();
+        let mut intervals = Vec::new();
+        // A rotation takes over the route of its team and tier: its members' routes become
+        // the route's children.
+        let mut rotate = |route: &mut Value, team: &str, tier: usize, fallback: &str| {
+            if let Some(r) = self
+                .rotations
+                .iter()
+                .find(|r| r.team == team && r.tier == tier)
+            {
+                let (iv, children) = oncall::compile(r, from, self.schedule_weeks, fallback);
+                intervals.extend(iv);
+                route["routes"] = Value::Array(children);
+            }
+        };
         let mut team_routes = Vec::new();
         for t in &self.teams {
             let mut routes = Vec::new();
@@ -390,17 +450,21 @@ impl Notifications {
             }
             // Highest tier first: an alert carries one tier label.
             for (k, receiver) in t.escalation.iter().enumerate().rev() {
-                routes.push(json!({
+                let mut route = json!({
                     "matchers": [matcher("severity", "page"), matcher("tier", &(k + 2).to_string())],
                     "receiver": receiver,
                     "repeat_interval": "1h",
-                }));
+                });
+                rotate(&mut route, &t.team, k + 2, receiver);
+                routes.push(route);
             }
-            routes.push(json!({
+            let mut page = json!({
                 "matchers": [matcher("severity", "page")],
                 "receiver": t.page,
                 "repeat_interval": "1h",
-            }));
+            });
+            rotate(&mut page, &t.team, 1, &t.page);
+            routes.push(page);
             routes.push(json!({
                 "matchers": [matcher("severity", "ticket")],
                 "receiver": t.ticket,
@@ -418,7 +482,7 @@ impl Notifications {
             global.insert("smtp_smarthost".into(), json!(s.smarthost));
             global.insert("smtp_from".into(), json!(s.from));
         }
-        json!({
+        let mut config = json!({
             "global": global,
             "route": {
                 "receiver": self.default_receiver,
@@ -443,7 +507,11 @@ impl Notifications {
                 },
             ],
             "receivers": receivers,
-        })
+        });
+        if !intervals.is_empty() {
+            config["time_intervals"] = Value::Array(intervals);
+        }
+        config
     }
 }
 

@@ -56,6 +56,7 @@
 //! ```
 
 mod alertmanager;
+mod oncall;
 mod rules;
 mod yaml;
 
@@ -67,6 +68,7 @@ use serde::Deserialize;
 use crate::error::Error;
 
 pub use alertmanager::{Chat, Notifications, Receiver, ServiceRoute, Smtp, TeamRoute};
+pub use oncall::{Override, Rotation, Shift};
 pub use rules::{BurnWindow, RuleTests};
 
 /// Everything one service declares: its SLOs, its alerts, the metrics it adds to the
