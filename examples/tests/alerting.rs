@@ -30,25 +30,7 @@ fn spec() -> AlertSpec {
     );
     latency.min_rate = 1.0;
     spec.slos.push(latency);
-    spec.alerts.push(Alert::new(
-        "HighRejectRatio",
-        Severity::Page,
-        "More than 5 % of orders rejected while more than 10 orders a minute are sent",
-        vec![
-            Condition::ratio(
-                Query::metric("stockbot_orders_rejected_total"),
-                Query::metric("stockbot_orders_submitted_total"),
-                ">",
-                0.05,
-            ),
-            Condition::rate(
-                Query::metric("stockbot_orders_submitted_total"),
-                Duration::from_secs(60),
-                ">",
-                10.0,
-            ),
-        ],
-    ));
+    spec.alerts.push(Alert::high_reject_ratio(0.05, 10.0));
     spec.alerts.push(Alert::new(
         "RiskLimitNearlyUsed",
         Severity::Ticket,

@@ -201,3 +201,96 @@ fn entry_active(entry: &Value, at: jiff::Timestamp) -> Result<bool, String> {
     }
     Ok(false)
 }
+
+/// Where Debian's `prometheus-alertmanager` package puts the server.
+pub const ALERTMANAGER_BIN: &str = "/usr/bin/prometheus-alertmanager";
+
+/// A real Alertmanager for a test: own free loopback port, temporary config and data
+/// directory, clustering off (`--cluster.listen-address=` empty: loopback only, parallel
+/// instances never gossip), killed (and the directory removed) on drop.
+#[derive(Debug)]
+pub struct AlertmanagerServer {
+    child: std::process::Child,
+    port: u16,
+    // Dropped after `Drop::drop` killed the child.
+    dir: crate::prometheus::TempDir,
+}
+
+impl AlertmanagerServer {
+    /// Starts `prometheus-alertmanager` with `config` (YAML) and waits until `/-/ready`
+    /// answers 200 (30 s).
+    ///
+    /// # Errors
+    /// When the binary is missing, the directory cannot be written, or the server exits or is
+    /// not ready in time (the error quotes its log).
+    pub fn start(config: &str) -> Result<Self, crate::prometheus::HarnessError> {
+        use crate::prometheus::HarnessError;
+        if !std::path::Path::new(ALERTMANAGER_BIN).is_file() {
+            return Err(HarnessError::missing_binary(
+                "prometheus-alertmanager",
+                ALERTMANAGER_BIN,
+            ));
+        }
+        let dir = crate::prometheus::TempDir::create("alertmanager")?;
+        let config_path = dir.path.join("alertmanager.yml");
+        let log_path = dir.path.join("alertmanager.log");
+        let io = |what: &str, e: std::io::Error| HarnessError::new(format!("{what}: {e}"));
+        std::fs::write(&config_path, config).map_err(|e| io("cannot write the config", e))?;
+        let log = std::fs::File::create(&log_path).map_err(|e| io("cannot create the log", e))?;
+        let log2 = log.try_clone().map_err(|e| io("cannot clone the log", e))?;
+        let port = crate::prometheus::free_port();
+        let child = std::process::Command::new(ALERTMANAGER_BIN)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdin(std::process::Stdio::null())
+            .stdout(log2)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| io("cannot start prometheus-alertmanager", e))?;
+        let mut server = AlertmanagerServer { child, port, dir };
+        let started = std::time::Instant::now();
+        loop {
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(HarnessError::new(format!(
+                    "alertmanager exited during startup ({status})\n{}",
+                    crate::prometheus::tail("alertmanager log", &log())
+                )));
+            }
+            let probe =
+                crate::prometheus::http_get(port, "/-/ready", std::time::Duration::from_secs(1));
+            if probe.is_ok_and(|r| r.status == 200) {
+                return Ok(server);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(HarnessError::new(format!(
+                    "alertmanager on port {port} not ready after 30 s\n{}",
+                    crate::prometheus::tail("alertmanager log", &log())
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, for Prometheus' `alerting.alertmanagers` targets.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("alertmanager.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AlertmanagerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -78,13 +78,13 @@ pub struct HarnessError {
 }
 
 impl HarnessError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
         }
     }
 
-    fn missing_binary(name: &str, path: &str) -> Self {
+    pub(crate) fn missing_binary(name: &str, path: &str) -> Self {
         Self::new(format!(
             "{name} binary not found at {path} (install the Debian packages `prometheus` and \
              `prometheus-alertmanager`; scripts/test.sh does)"
@@ -583,12 +583,13 @@ fn take_field(data: Value, field: &str, path: &str) -> Result<Value, HarnessErro
 
 /// A directory under [`std::env::temp_dir`], named with the process id and a counter,
 /// removed on drop.
-struct TempDir {
-    path: PathBuf,
+#[derive(Debug)]
+pub(crate) struct TempDir {
+    pub(crate) path: PathBuf,
 }
 
 impl TempDir {
-    fn create(prefix: &str) -> Result<Self, HarnessError> {
+    pub(crate) fn create(prefix: &str) -> Result<Self, HarnessError> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!(
@@ -863,9 +864,9 @@ fn answer(mut stream: TcpStream, response: &[u8]) -> bool {
 }
 
 /// A response of [`http_get`].
-struct HttpResponse {
-    status: u16,
-    body: String,
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 /// `GET path` on `127.0.0.1:port` (10 s timeout): the status and the (de-chunked) body. For
@@ -878,7 +879,11 @@ pub fn get(port: u16, path: &str) -> io::Result<(u16, String)> {
 }
 
 /// `GET path_and_query` on `127.0.0.1:port` over HTTP/1.1 with `Connection: close`.
-fn http_get(port: u16, path_and_query: &str, timeout: Duration) -> io::Result<HttpResponse> {
+pub(crate) fn http_get(
+    port: u16,
+    path_and_query: &str,
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
@@ -971,7 +976,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// The last [`LOG_TAIL_LINES`] lines of `text`, headed by `what`.
-fn tail(what: &str, text: &str) -> String {
+pub(crate) fn tail(what: &str, text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
     let mut out = if skip > 0 {

@@ -383,6 +383,36 @@ impl Alert {
         Duration::from_secs(300)
     }
 
+    /// The classic trading alert (a page): more than `ratio` of the orders rejected while
+    /// more than `orders_per_minute` orders are sent, for 5 minutes — the business catalogue's
+    /// `stockbot_orders_rejected_total` over `stockbot_orders_submitted_total`.
+    pub fn high_reject_ratio(ratio: f64, orders_per_minute: f64) -> Self {
+        let rounded = |v: f64| (v * 1e6).round() / 1e6;
+        Alert::new(
+            "HighRejectRatio",
+            Severity::Page,
+            format!(
+                "More than {} % of orders rejected while more than {} orders a minute are sent",
+                rounded(ratio * 100.0),
+                rounded(orders_per_minute)
+            ),
+            vec![
+                Condition::ratio(
+                    Query::metric("stockbot_orders_rejected_total"),
+                    Query::metric("stockbot_orders_submitted_total"),
+                    ">",
+                    ratio,
+                ),
+                Condition::rate(
+                    Query::metric("stockbot_orders_submitted_total"),
+                    Duration::from_secs(60),
+                    ">",
+                    orders_per_minute,
+                ),
+            ],
+        )
+    }
+
     /// An alert that fires when every condition in `when` holds for 5 minutes.
     pub fn new(
         name: impl Into<String>,
