@@ -161,3 +161,52 @@ fn a_breached_alert_is_notified_grouped_and_then_resolved() {
     drop(am);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn every_dashboard_query_is_valid_promql_for_the_real_prometheus() {
+    let mut spec = AlertSpec::new("order-router", "execution");
+    spec.slos.push(stockbot_telemetry::alerting::Slo::ratio(
+        "order_acceptance",
+        0.999,
+        stockbot_telemetry::alerting::Query::metric("stockbot_orders_rejected_total"),
+        stockbot_telemetry::alerting::Query::metric("stockbot_orders_submitted_total"),
+    ));
+    let dashboard: Value = serde_json::from_str(&spec.grafana_dashboard().unwrap()).unwrap();
+    assert_eq!(dashboard["uid"], "stockbot-order-router");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let exprs: Vec<String> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    for title in [
+        "Error ratio",
+        "Orders per second",
+        "Dropped records per second",
+    ] {
+        assert!(panels.iter().any(|p| p["title"] == title), "{title}");
+    }
+    assert!(
+        panels
+            .iter()
+            .any(|p| p["title"].as_str().unwrap().contains("order_acceptance"))
+    );
+    // Grafana substitutes its variables; the real Prometheus parses and runs the result.
+    let prometheus =
+        PrometheusServer::start(&[], Duration::from_secs(1), &[]).unwrap_or_else(|e| panic!("{e}"));
+    // The check can fail: Prometheus refuses what does not parse.
+    assert!(prometheus.query("sum by (service) (rate(x[5m]").is_err());
+    for expr in &exprs {
+        assert!(
+            expr.contains("deployment_mode=\"$deployment_mode\""),
+            "{expr}"
+        );
+        let promql = expr
+            .replace("$deployment_mode", "live")
+            .replace("$__rate_interval", "1m");
+        prometheus
+            .query(&promql)
+            .unwrap_or_else(|e| panic!("{promql}: {e}"));
+    }
+}

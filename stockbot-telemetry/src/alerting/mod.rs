@@ -56,6 +56,7 @@
 //! ```
 
 mod alertmanager;
+mod dashboard;
 mod oncall;
 mod rules;
 mod yaml;
@@ -542,6 +543,19 @@ impl AlertSpec {
     pub fn prometheus_rule_tests(&self, rule_file: &str) -> Result<RuleTests, Error> {
         self.validate()?;
         Ok(rules::rule_tests(self, rule_file))
+    }
+
+    /// The service's Grafana dashboard (JSON): RED panels of its `#[instrument_trade]`
+    /// functions, each SLO's error ratio against its budget and the budget remaining, the
+    /// business metrics, the SDK's health; a `deployment_mode` variable (default the spec's)
+    /// and a Prometheus data source variable.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    pub fn grafana_dashboard(&self) -> Result<String, Error> {
+        self.validate()?;
+        serde_json::to_string_pretty(&dashboard::dashboard(self))
+            .map_err(|e| Error::invalid("dashboard", &self.service, e.to_string()))
     }
 
     /// Makes every latency threshold a bucket boundary of its histogram in `config` (added to
