@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::collect::clock::{civil_from_days, days_from_civil};
 use crate::error::Error;
 
 /// A rotation of on-call duty.
@@ -107,34 +108,10 @@ impl Override {
     }
 }
 
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day number.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Local minutes since 1970-01-01 00:00 of `YYYY-MM-DD`.
 pub(super) fn parse_date(s: &str) -> Option<i64> {
     let mut p = s.splitn(3, '-');
-    let (y, m, d): (i64, i64, i64) = (
+    let (y, m, d): (i64, u32, u32) = (
         p.next()?.parse().ok()?,
         p.next()?.parse().ok()?,
         p.next()?.parse().ok()?,

@@ -57,14 +57,7 @@ fn parse_timestamp(s: &str) -> Option<u64> {
     } else {
         frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
     };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    let days = u64::try_from(crate::collect::clock::days_from_civil(y, m, day)).ok()?;
     Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000) + nanos)
 }
 
