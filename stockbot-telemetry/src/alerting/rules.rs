@@ -98,6 +98,20 @@ fn bad(field: String, value: impl std::fmt::Display, reason: &str) -> Error {
     Error::invalid(field, value, reason.to_owned())
 }
 
+/// Adds `name` to `seen`; an error naming `field` if it was there.
+fn unique(
+    seen: &mut BTreeSet<String>,
+    field: String,
+    name: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    if seen.insert(name.to_owned()) {
+        Ok(())
+    } else {
+        Err(bad(field, name, reason))
+    }
+}
+
 fn is_known(spec: &AlertSpec, metric: &str) -> bool {
     crate::trading::lookup(metric).is_some()
         || INSTRUMENT_METRICS.contains(&metric)
@@ -204,13 +218,12 @@ pub(super) fn validate(spec: &AlertSpec) -> Result<(), Error> {
     let mut names = BTreeSet::new();
     for (i, slo) in spec.slos.iter().enumerate() {
         validate_slo(spec, &format!("slo[{i}]"), slo)?;
-        if !names.insert(slo.name.clone()) {
-            return Err(bad(
-                format!("slo[{i}].name"),
-                &slo.name,
-                "is declared twice",
-            ));
-        }
+        unique(
+            &mut names,
+            format!("slo[{i}].name"),
+            &slo.name,
+            "is declared twice",
+        )?;
     }
     let mut alert_names: BTreeSet<String> = spec
         .slos
@@ -220,13 +233,12 @@ pub(super) fn validate(spec: &AlertSpec) -> Result<(), Error> {
         .collect();
     for (i, a) in spec.alerts.iter().enumerate() {
         validate_alert(spec, &format!("alert[{i}]"), a)?;
-        if !alert_names.insert(a.name.clone()) {
-            return Err(bad(
-                format!("alert[{i}].name"),
-                &a.name,
-                "is declared twice (or taken by a generated alert)",
-            ));
-        }
+        unique(
+            &mut alert_names,
+            format!("alert[{i}].name"),
+            &a.name,
+            "is declared twice (or taken by a generated alert)",
+        )?;
     }
     for (i, m) in spec.absent.iter().enumerate() {
         if !is_known(spec, m) {
