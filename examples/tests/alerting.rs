@@ -12,8 +12,8 @@ use stockbot_telemetry::alerting::{
 use stockbot_telemetry_testing::alertmanager::{jiff, notified_at};
 use stockbot_telemetry_testing::prometheus::{amtool, promtool};
 
-/// The order router's spec: a ratio SLO, a latency SLO with a traffic guard, a
-/// multi-condition alert and a gauge threshold.
+/// The order router's spec: a ratio SLO, a latency SLO with a traffic guard, an SLO over
+/// the calls of tied functions, a multi-condition alert and a gauge threshold.
 fn spec() -> AlertSpec {
     let mut spec = AlertSpec::new("order-router", "execution");
     spec.slos.push(Slo::ratio(
@@ -30,6 +30,8 @@ fn spec() -> AlertSpec {
     );
     latency.min_rate = 1.0;
     spec.slos.push(latency);
+    // The functions tied to it with `#[instrument_trade(slo = "order_submission")]`.
+    spec.slos.push(Slo::calls("order_submission", 0.999));
     spec.alerts.push(Alert::high_reject_ratio(0.05, 10.0));
     spec.alerts.push(Alert::new(
         "RiskLimitNearlyUsed",
@@ -209,9 +211,9 @@ fn bad_specs_are_refused_naming_the_item() {
                     Query::metric("stockbot_orders_submitted_total"),
                 ))
             }),
-            "slo[2].ratio.errors.metric",
+            "slo[3].ratio.errors.metric",
         ),
-        (Box::new(|s| s.slos.push(s.slos[0].clone())), "slo[2].name"),
+        (Box::new(|s| s.slos.push(s.slos[0].clone())), "slo[3].name"),
         (
             Box::new(|s| s.alerts[0].when[0].op = "=>".into()),
             "alert[0].when[0].op",
@@ -270,6 +272,11 @@ ratio = { errors = { metric = "stockbot_orders_rejected_total" }, total = { metr
 name = "ack_latency"
 objective = 0.99
 latency = { metric = "stockbot_order_ack_latency_seconds", threshold = "5ms" }
+
+[[slo]]
+name = "order_submission"
+objective = 0.999
+calls = {}
 
 [[alert]]
 name = "HighRejectRatio"

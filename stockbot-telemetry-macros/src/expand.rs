@@ -27,6 +27,7 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
         metric,
         fields,
         labels,
+        slo,
     } = checked;
     let level = format_ident!("{}", level);
     let (calls, errors, duration) = (
@@ -105,16 +106,21 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
     // With no run-time labels, every metric key is built once, at compile time.
     let keys = if labels.is_empty() {
         let outcomes = ["ok", "error", "panic", "cancelled"];
+        let slo_label = slo
+            .as_ref()
+            .map(|s| quote!(#p::metrics::Label::from_static_parts("slo", #s),));
+        let width = 2 + usize::from(slo.is_some());
         let label_sets = outcomes.iter().map(|o| {
             quote!([
                 #p::metrics::Label::from_static_parts("operation", #operation),
+                #slo_label
                 #p::metrics::Label::from_static_parts("outcome", #o),
             ])
         });
         let idx = 0..outcomes.len();
         let idx2 = idx.clone();
         quote! {
-            static __STOCKBOT_LABELS: [[#p::metrics::Label; 2]; 4] = [#(#label_sets),*];
+            static __STOCKBOT_LABELS: [[#p::metrics::Label; #width]; 4] = [#(#label_sets),*];
             static __STOCKBOT_KEYS: #p::Keys = #p::Keys {
                 calls: [#(#p::metrics::Key::from_static_parts(#calls, &__STOCKBOT_LABELS[#idx])),*],
                 duration: [#(#p::metrics::Key::from_static_parts(#duration, &__STOCKBOT_LABELS[#idx2])),*],
@@ -128,15 +134,35 @@ pub(crate) fn expand(args: &Args, checked: &Checked, func: ItemFn) -> TokenStrea
     } else {
         quote!(::std::option::Option::None)
     };
+    let slo_ref = match slo {
+        Some(s) => quote!(::std::option::Option::Some(#s)),
+        None => quote!(::std::option::Option::None),
+    };
+    // Registered when the program is linked: `init` refuses SLO names nobody declared.
+    let tie = slo.as_ref().map(|s| {
+        let function = format!("::{}", sig.ident);
+        quote! {
+            #p::inventory::submit! {
+                #p::SloTie {
+                    slo: #s,
+                    function: ::std::concat!(::std::module_path!(), #function),
+                    file: ::std::file!(),
+                    line: ::std::line!(),
+                }
+            }
+        }
+    });
     quote! {
         #(#attrs)*
         #vis #sig {
             #keys
+            #tie
             static __STOCKBOT_SITE: #p::Site = #p::Site::new(
                 #operation,
                 [#calls, #errors, #duration],
                 #keys_ref,
                 &[#(#label_names),*],
+                #slo_ref,
             );
             #(let #bindings = &(#field_exprs);)*
             let __stockbot_span = #p::tracing::span!(

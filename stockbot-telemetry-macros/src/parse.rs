@@ -12,6 +12,7 @@ pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     pub(crate) level: Option<LitStr>,
     pub(crate) metric: Option<LitStr>,
+    pub(crate) slo: Option<LitStr>,
     pub(crate) krate: Option<Path>,
     pub(crate) skip: Vec<Ident>,
     pub(crate) labels: Option<Vec<Ident>>,
@@ -89,6 +90,7 @@ impl Parse for Args {
                     "name" => args.name = Some(string(&k, v)?),
                     "level" => args.level = Some(string(&k, v)?),
                     "metric" => args.metric = Some(string(&k, v)?),
+                    "slo" => args.slo = Some(string(&k, v)?),
                     _ => args.fields.push((k, v)),
                 },
                 Arg::List(k, items) => match k.to_string().as_str() {

@@ -2,7 +2,7 @@
 //! compile time, with errors on the user's tokens.
 
 use stockbot_telemetry_conventions::{self as conventions, Cardinality, MetricKind};
-use syn::{FnArg, Ident, ItemFn, Pat, ReturnType};
+use syn::{FnArg, Ident, ItemFn, LitStr, Pat, ReturnType};
 
 use crate::parse::Args;
 
@@ -16,6 +16,8 @@ pub(crate) struct Checked {
     pub(crate) fields: Vec<(Ident, syn::Expr)>,
     /// Metric labels among the fields (by key).
     pub(crate) labels: Vec<Ident>,
+    /// The SLO the function is tied to.
+    pub(crate) slo: Option<String>,
 }
 
 const LEVELS: [(&str, &str); 5] = [
@@ -35,7 +37,7 @@ fn unknown_key(key: &Ident) -> syn::Error {
     syn::Error::new(
         key.span(),
         format!(
-            "`{name}` is not a trading attribute of the schema{hint}; options are operation, name, level, metric, skip(..), labels(..), err, ret, audit, crate"
+            "`{name}` is not a trading attribute of the schema{hint}; options are operation, name, level, metric, slo, skip(..), labels(..), err, ret, audit, crate"
         ),
     )
 }
@@ -119,6 +121,19 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Checked> {
         }
     }
 
+    let slo = args.slo.as_ref().map(LitStr::value);
+    if let (Some(lit), Some(name)) = (&args.slo, &slo) {
+        let shape = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !shape {
+            push(syn::Error::new_spanned(
+                lit,
+                "`slo` names a declared SLO: [a-z][a-z0-9_]* (e.g. `slo = \"order_acceptance\"`)",
+            ));
+        }
+    }
     if let Some(c) = &func.sig.constness {
         push(syn::Error::new_spanned(
             c,
@@ -234,6 +249,7 @@ pub(crate) fn check(args: &Args, func: &ItemFn) -> syn::Result<Checked> {
             metric,
             fields,
             labels,
+            slo,
         }),
     }
 }

@@ -74,6 +74,18 @@ pub enum ErrorKind {
         /// The parser's message.
         reason: String,
     },
+    /// A function is tied to an SLO (`#[instrument_trade(slo = "…")]`) that the configuration
+    /// does not declare (`Config::slos`).
+    UnknownSlo {
+        /// The SLO name the function gives.
+        slo: String,
+        /// `module::function`.
+        function: String,
+        /// `file:line` of the attribute.
+        location: String,
+        /// The SLOs the configuration declares.
+        declared: Vec<String>,
+    },
     /// The telemetry pipeline was already shut down.
     ShutDown,
     /// A backend (Elasticsearch) or a local log file could not be used for an administrative
@@ -148,6 +160,26 @@ impl fmt::Display for Error {
             }
             ErrorKind::InvalidFilter { directives, reason } => {
                 write!(f, "invalid log filter {directives:?}: {reason}")
+            }
+            ErrorKind::UnknownSlo {
+                slo,
+                function,
+                location,
+                declared,
+            } => {
+                write!(
+                    f,
+                    "{function} ({location}) is tied to SLO {slo:?}, which is not declared"
+                )?;
+                if declared.is_empty() {
+                    write!(f, " (the configuration declares no SLO)")?;
+                } else {
+                    write!(f, " (declared: {})", declared.join(", "))?;
+                }
+                write!(
+                    f,
+                    "; declare it with [[slo]] in the configuration or AlertSpec::apply_to"
+                )
             }
             ErrorKind::ShutDown => write!(f, "the telemetry pipeline is shut down"),
             ErrorKind::Backend {

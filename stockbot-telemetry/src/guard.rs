@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::collect::filter::SharedFilter;
 use crate::collect::filter::parse_filter;
 use crate::collect::metrics::MetricsRecorder;
+use crate::collect::periodic::Periodic;
 use crate::collect::record::LogRecord;
+use crate::collect::slo::{SloStatus, SloTracker};
 use crate::collect::system::SystemMetrics;
 use crate::error::Error;
 use crate::export::accounting::PipelineStats;
@@ -42,6 +44,8 @@ pub(crate) struct MetricsParts {
     pub(crate) render: RenderFn,
     pub(crate) server: Option<ScrapeServer>,
     pub(crate) system: Option<SystemMetrics>,
+    /// The SLO view and the thread that refreshes it.
+    pub(crate) slo: Option<(Arc<SloTracker>, Periodic)>,
     pub(crate) pushers: Vec<Pusher>,
 }
 
@@ -65,6 +69,9 @@ impl MetricsParts {
         }
         if let Some(system) = self.system.take() {
             system.stop();
+        }
+        if let Some((_, periodic)) = self.slo.take() {
+            periodic.stop();
         }
         for pusher in &mut self.pushers {
             pusher.stop_by(deadline);
@@ -228,6 +235,40 @@ impl TelemetryGuard {
     /// `metrics::with_local_recorder` — the global one is installed by [`init`](crate::init).
     pub fn metrics_recorder(&self) -> Option<MetricsRecorder> {
         self.metrics.as_ref().map(|m| m.recorder.clone())
+    }
+
+    /// This process's view of its SLOs ([`Config::slos`](crate::Config::slos)), read now:
+    /// events, bad events and error budget left over the part of each window the process has
+    /// seen, and burn rates over the alert windows. Empty without SLOs or with metrics off.
+    ///
+    /// The same numbers are served as gauges (`stockbot_slo_error_budget_remaining_ratio`,
+    /// `stockbot_slo_burn_rate_ratio{window}`, `stockbot_slo_window_observed_seconds`,
+    /// `stockbot_slo_objective_ratio`), refreshed every `metrics.slo_interval`. Prometheus'
+    /// rules stay the authority: they see every replica and survive restarts.
+    ///
+    /// ```
+    /// # let mut config = stockbot_telemetry::Config::for_service("order-router");
+    /// # config.log.stdout = false;
+    /// # config.log.file.enabled = false;
+    /// # config.metrics.listen = String::new();
+    /// # config.traces.file.enabled = false;
+    /// # config.metrics.system.enabled = false;
+    /// use stockbot_telemetry::alerting::Slo;
+    /// config.slos.push(Slo::calls("order_submission", 0.999));
+    /// let (_layer, guard) = stockbot_telemetry::TelemetryBuilder::new(config)
+    ///     .with_writer("null", std::io::sink())
+    ///     .build()
+    ///     .unwrap();
+    /// let status = &guard.slo_status()[0];
+    /// // A strategy can stop opening positions when the budget is gone.
+    /// let may_trade = status.budget_remaining > 0.0;
+    /// assert!(may_trade && status.events == 0);
+    /// ```
+    pub fn slo_status(&self) -> Vec<SloStatus> {
+        self.metrics
+            .as_ref()
+            .and_then(|m| m.slo.as_ref())
+            .map_or_else(Vec::new, |(tracker, _)| tracker.sample())
     }
 
     /// The address the scrape endpoint listens on (`GET /metrics`), when it runs.

@@ -146,12 +146,16 @@ impl TelemetryBuilder {
     /// As [`init`], except [`ErrorKind::AlreadyInitialized`].
     pub fn build(self) -> Result<(TelemetryLayer, TelemetryGuard), Error> {
         let TelemetryBuilder {
-            config,
+            mut config,
             writers,
             span_writers,
             sim_clock,
         } = self;
         config.validate()?;
+        if !config.slos.is_empty() {
+            check_slo_ties(&config.slos)?;
+        }
+        crate::alerting::threshold_buckets(&config.slos, &mut config.metrics);
         let targets = parse_filter(&config.log.filter)
             .map_err(|reason| Error::invalid("log.filter", &config.log.filter, reason))?;
 
@@ -384,6 +388,8 @@ impl TelemetryBuilder {
     /// # Errors
     /// As [`init`].
     pub fn install(self) -> Result<TelemetryGuard, Error> {
+        // The service's process: every SLO tie must name a declared SLO, declared or not.
+        check_slo_ties(&self.config.slos)?;
         if INSTALLED.swap(true, Ordering::AcqRel) {
             return Err(ErrorKind::AlreadyInitialized {
                 what: "stockbot_telemetry::init (called twice)",
@@ -395,6 +401,24 @@ impl TelemetryBuilder {
             INSTALLED.store(false, Ordering::Release);
         }
         result
+    }
+}
+
+/// Every `#[instrument_trade(slo = "…")]` of the program must name one of `slos`.
+fn check_slo_ties(slos: &[crate::alerting::Slo]) -> Result<(), Error> {
+    let mut unknown: Vec<_> = crate::instrument::slo_ties()
+        .filter(|tie| !slos.iter().any(|s| s.name == tie.slo))
+        .collect();
+    unknown.sort_by_key(|tie| (tie.file, tie.line));
+    match unknown.first() {
+        None => Ok(()),
+        Some(tie) => Err(ErrorKind::UnknownSlo {
+            slo: tie.slo.to_owned(),
+            function: tie.function.to_owned(),
+            location: format!("{}:{}", tie.file, tie.line),
+            declared: slos.iter().map(|s| s.name.clone()).collect(),
+        }
+        .into()),
     }
 }
 
@@ -651,6 +675,26 @@ fn build_metrics(
             )
         }
     };
+    let slo = if config.slos.is_empty() {
+        None
+    } else {
+        let tracker = Arc::new(crate::collect::slo::SloTracker::new(
+            Arc::clone(&registry),
+            &config.slos,
+            &m.namespace,
+            m.slo_interval,
+        ));
+        let ticking = Arc::clone(&tracker);
+        let periodic = crate::collect::periodic::Periodic::start(
+            "stockbot-telemetry-slo",
+            m.slo_interval,
+            move || {
+                ticking.sample();
+            },
+        )
+        .map_err(|source| ErrorKind::SpawnWorker { source })?;
+        Some((tracker, periodic))
+    };
     let recorder = MetricsRecorder { registry };
     let system = if m.system.enabled {
         let settings = SystemMetricsSettings {
@@ -709,6 +753,7 @@ fn build_metrics(
         render,
         server,
         system,
+        slo,
         pushers,
     }))
 }

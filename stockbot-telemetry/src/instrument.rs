@@ -44,7 +44,7 @@ pub struct Keys {
 struct LabelSet {
     values: Box<[Box<str>]>,
     keys: Keys,
-    /// `operation` and the run-time labels, for the error counter's key.
+    /// `operation` (and `slo`) and the run-time labels, for the error counter's key.
     base: Vec<metrics::Label>,
 }
 
@@ -74,9 +74,32 @@ pub struct Site {
     /// Names of the run-time labels, in the order of the values given to
     /// [`CallGuard::start`].
     pub label_names: &'static [&'static str],
+    /// The SLO the function is tied to (`slo = "…"`): its series carry `slo="<name>"`.
+    pub slo: Option<&'static str>,
     /// Label sets seen, with their keys.
     #[doc(hidden)]
     pub cache: std::sync::RwLock<Vec<std::sync::Arc<LabelSetHandle>>>,
+}
+
+/// A function tied to an SLO by `#[instrument_trade(slo = "…")]`, registered when the
+/// program is linked, so that [`init`](crate::init) can refuse SLO names nobody declared.
+#[derive(Debug)]
+pub struct SloTie {
+    /// The SLO's name.
+    pub slo: &'static str,
+    /// `module::path::function`.
+    pub function: &'static str,
+    /// Where the attribute is.
+    pub file: &'static str,
+    /// Its line.
+    pub line: u32,
+}
+
+inventory::collect!(SloTie);
+
+/// Every function of the program tied to an SLO.
+pub(crate) fn slo_ties() -> impl Iterator<Item = &'static SloTie> {
+    inventory::iter::<SloTie>.into_iter()
 }
 
 /// An opaque cached label set.
@@ -90,6 +113,7 @@ impl Site {
         names: [&'static str; 3],
         keys: Option<&'static Keys>,
         label_names: &'static [&'static str],
+        slo: Option<&'static str>,
     ) -> Self {
         Site {
             operation,
@@ -98,8 +122,22 @@ impl Site {
             duration: names[2],
             keys,
             label_names,
+            slo,
             cache: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// `operation` (and `slo`): the labels every series of the site starts with.
+    fn fixed_labels(&self) -> Vec<metrics::Label> {
+        let mut labels = Vec::with_capacity(self.label_names.len() + 3);
+        labels.push(metrics::Label::from_static_parts(
+            "operation",
+            self.operation,
+        ));
+        if let Some(slo) = self.slo {
+            labels.push(metrics::Label::from_static_parts("slo", slo));
+        }
+        labels
     }
 
     /// The cached label set of `values`, built and cached on first use. The values are
@@ -134,11 +172,7 @@ impl Site {
             return found;
         }
         let owned: Vec<Box<str>> = (0..ends.len()).map(|i| segment(i).into()).collect();
-        let mut base = Vec::with_capacity(self.label_names.len() + 1);
-        base.push(metrics::Label::from_static_parts(
-            "operation",
-            self.operation,
-        ));
+        let mut base = self.fixed_labels();
         for (name, value) in self.label_names.iter().zip(&owned) {
             base.push(metrics::Label::new(
                 *name,
@@ -297,10 +331,7 @@ impl<'a> CallGuard<'a> {
         let kind = kind.unwrap_or(outcome);
         let mut labels = match set {
             Some(s) => s.base.clone(),
-            None => vec![metrics::Label::from_static_parts(
-                "operation",
-                site.operation,
-            )],
+            None => site.fixed_labels(),
         };
         labels.push(metrics::Label::from_static_parts("error_kind", kind));
         let errors = metrics::Key::from_parts(site.errors, labels);
@@ -409,6 +440,7 @@ mod tests {
             ["t_calls_total", "t_errors_total", "t_duration_seconds"],
             None,
             &["venue"],
+            None,
         );
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
@@ -447,6 +479,7 @@ mod tests {
             ["u_calls_total", "u_errors_total", "u_duration_seconds"],
             None,
             &["venue", "strategy"],
+            None,
         );
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();

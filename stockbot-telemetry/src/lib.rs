@@ -155,6 +155,7 @@ pub use collect::TelemetryLayer;
 pub use collect::clock::SimClock;
 pub use collect::metrics::MetricsRecorder;
 pub use collect::propagation;
+pub use collect::slo::SloStatus;
 pub use config::{
     Config, CustomField, DeploymentMode, ElasticsearchAuth, ElasticsearchConfig, FileConfig,
     KeepConfig, LogConfig, MetricsConfig, OtlpCompression, OtlpExporterConfig, OtlpLogsConfig,
@@ -212,7 +213,11 @@ pub use instrument::TradeErrorKind;
 ///   `error.kind` and `event.outcome = "failure"`); with `err` the error's `Display` goes into
 ///   that record as `error.message` (off by default: error texts may carry client data); with
 ///   `ret` the return value's `Debug` is logged;
-/// * `audit` marks the span audit-class (never sampled away).
+/// * `audit` marks the span audit-class (never sampled away);
+/// * `slo = "order_submission"` ties the function to a declared SLO ([`alerting::Slo::calls`],
+///   [`alerting::Slo::call_latency`]): its series carry `slo="order_submission"`, so its calls
+///   are that SLO's events, and [`init`] refuses to start when the configuration does not
+///   declare the name ([`ErrorKind::UnknownSlo`], naming the function and its line).
 ///
 /// Checked at compile time, with errors on your tokens: attribute keys must be trading
 /// attributes of the schema (`cl_ord_id`, `venue`, `strategy`, `symbol`, `side`, …; a typo
@@ -230,8 +235,9 @@ pub use stockbot_telemetry_macros::instrument_trade;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::instrument::{
-        CallGuard, Keys, KindOk, KindViaResult, KindViaTrait, OUTCOMES, Outcome, Site, Wrap,
+        CallGuard, Keys, KindOk, KindViaResult, KindViaTrait, OUTCOMES, Outcome, Site, SloTie, Wrap,
     };
+    pub use inventory;
     pub use metrics;
     pub use tracing;
 }

@@ -100,10 +100,17 @@ pub(super) fn dashboard(spec: &AlertSpec) -> Value {
         slo_panels.push(Panel {
             title: format!("SLO {}: error budget remaining", slo.name),
             unit: "percentunit",
-            queries: vec![(
-                format!("slo:error_budget_remaining:ratio{{slo={s},{sel}}}"),
-                "{{slo}}",
-            )],
+            queries: vec![
+                (
+                    format!("slo:error_budget_remaining:ratio{{slo={s},{sel}}}"),
+                    "{{slo}}",
+                ),
+                // Each process's own view (since it started, at most the window).
+                (
+                    format!("stockbot_slo_error_budget_remaining_ratio{{slo={s},{sel}}}"),
+                    "{{instance}} (process view)",
+                ),
+            ],
         });
     }
     if !slo_panels.is_empty() {

@@ -70,6 +70,7 @@ use crate::error::Error;
 
 pub use alertmanager::{Chat, Notifications, Receiver, ServiceRoute, Smtp, TeamRoute};
 pub use oncall::{Override, Rotation, Shift};
+pub(crate) use rules::check_slo;
 pub use rules::{BurnWindow, RuleTests};
 
 /// Everything one service declares: its SLOs, its alerts, the metrics it adds to the
@@ -164,7 +165,25 @@ pub enum Sli {
     },
 }
 
-/// An SLO as written in a file: exactly one of `ratio` and `latency`.
+impl Sli {
+    /// The SLI of the calls tied to SLO `slo` of the functions whose metrics are
+    /// `<metric>_*`: failed calls, or calls slower than `latency`.
+    fn calls(slo: &str, metric: &str, latency: Option<Duration>) -> Self {
+        match latency {
+            None => Sli::Ratio {
+                errors: Query::metric(format!("{metric}_errors_total")).with("slo", slo),
+                total: Query::metric(format!("{metric}_calls_total")).with("slo", slo),
+            },
+            Some(threshold) => Sli::Latency {
+                metric: format!("{metric}_duration_seconds"),
+                threshold,
+                matchers: BTreeMap::from([("slo".to_owned(), slo.to_owned())]),
+            },
+        }
+    }
+}
+
+/// An SLO as written in a file: exactly one of `ratio`, `latency` and `calls`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SloFile {
@@ -178,6 +197,25 @@ struct SloFile {
     ratio: Option<RatioFile>,
     #[serde(default)]
     latency: Option<LatencyFile>,
+    #[serde(default)]
+    calls: Option<CallsFile>,
+}
+
+/// `calls = {}` (failed calls are bad) or `calls = { latency = "5ms" }` (slow calls are bad)
+/// over the functions tied to the SLO with `#[instrument_trade(slo = "…")]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallsFile {
+    #[serde(default, with = "humantime_serde")]
+    latency: Option<Duration>,
+    #[serde(default = "CallsFile::default_metric")]
+    metric: String,
+}
+
+impl CallsFile {
+    fn default_metric() -> String {
+        "stockbot_trade".into()
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,19 +239,20 @@ impl TryFrom<SloFile> for Slo {
     type Error = String;
 
     fn try_from(f: SloFile) -> Result<Self, String> {
-        let sli = match (f.ratio, f.latency) {
-            (Some(r), None) => Sli::Ratio {
+        let sli = match (f.ratio, f.latency, f.calls) {
+            (Some(r), None, None) => Sli::Ratio {
                 errors: r.errors,
                 total: r.total,
             },
-            (None, Some(l)) => Sli::Latency {
+            (None, Some(l), None) => Sli::Latency {
                 metric: l.metric,
                 threshold: l.threshold,
                 matchers: l.matchers,
             },
+            (None, None, Some(c)) => Sli::calls(&f.name, &c.metric, c.latency),
             _ => {
                 return Err(format!(
-                    "SLO {:?} needs exactly one of `ratio` and `latency`",
+                    "SLO {:?} needs exactly one of `ratio`, `latency` and `calls`",
                     f.name
                 ));
             }
@@ -339,12 +378,16 @@ impl Query {
 impl Slo {
     /// A ratio SLO: `errors` over `total` stays under `1 - objective`.
     pub fn ratio(name: impl Into<String>, objective: f64, errors: Query, total: Query) -> Self {
+        Self::with_sli(name.into(), objective, Sli::Ratio { errors, total })
+    }
+
+    fn with_sli(name: String, objective: f64, sli: Sli) -> Self {
         Slo {
-            name: name.into(),
+            name,
             objective,
             window: Self::default_window(),
             min_rate: 0.0,
-            sli: Sli::Ratio { errors, total },
+            sli,
         }
     }
 
@@ -356,17 +399,31 @@ impl Slo {
         metric: impl Into<String>,
         threshold: Duration,
     ) -> Self {
-        Slo {
-            name: name.into(),
-            objective,
-            window: Self::default_window(),
-            min_rate: 0.0,
-            sli: Sli::Latency {
-                metric: metric.into(),
-                threshold,
-                matchers: BTreeMap::new(),
-            },
-        }
+        let sli = Sli::Latency {
+            metric: metric.into(),
+            threshold,
+            matchers: BTreeMap::new(),
+        };
+        Self::with_sli(name.into(), objective, sli)
+    }
+
+    /// An SLO over the calls of the functions tied to it with
+    /// `#[instrument_trade(slo = "<name>")]`: every call that does not end `ok` (an error, a
+    /// panic, a cancelled future) is bad — `stockbot_trade_errors_total{slo="<name>"}` over
+    /// `stockbot_trade_calls_total{slo="<name>"}`.
+    pub fn calls(name: impl Into<String>, objective: f64) -> Self {
+        let name = name.into();
+        let sli = Sli::calls(&name, "stockbot_trade", None);
+        Self::with_sli(name, objective, sli)
+    }
+
+    /// An SLO over the duration of the calls of the functions tied to it with
+    /// `#[instrument_trade(slo = "<name>")]`: calls slower than `threshold` are bad
+    /// (`stockbot_trade_duration_seconds{slo="<name>"}`, whose buckets get the threshold).
+    pub fn call_latency(name: impl Into<String>, objective: f64, threshold: Duration) -> Self {
+        let name = name.into();
+        let sli = Sli::calls(&name, "stockbot_trade", Some(threshold));
+        Self::with_sli(name, objective, sli)
     }
 
     fn default_window() -> Duration {
@@ -566,30 +623,39 @@ impl AlertSpec {
     pub fn apply_to(&self, config: &mut crate::Config) -> Result<(), Error> {
         self.validate()?;
         for slo in &self.slos {
-            if let Sli::Latency {
-                metric, threshold, ..
-            } = &slo.sli
-            {
-                let m = &mut config.metrics;
-                let mut buckets = m
-                    .buckets
-                    .get(metric)
-                    .cloned()
-                    .or_else(|| {
-                        crate::trading::lookup(metric)
-                            .filter(|d| !d.buckets.is_empty())
-                            .map(|d| d.buckets.to_vec())
-                    })
-                    .unwrap_or_else(|| m.default_buckets.clone());
-                let t = threshold.as_secs_f64();
-                if !buckets.contains(&t) {
-                    buckets.push(t);
-                    buckets.sort_by(f64::total_cmp);
-                }
-                m.buckets.insert(metric.clone(), buckets);
-            }
+            config.slos.retain(|s| s.name != slo.name);
+            config.slos.push(slo.clone());
         }
+        threshold_buckets(&self.slos, &mut config.metrics);
         Ok(())
+    }
+}
+
+/// Adds every latency threshold of `slos` to its histogram's buckets in `m` (the catalogue's,
+/// the configured ones or the default).
+pub(crate) fn threshold_buckets(slos: &[Slo], m: &mut crate::MetricsConfig) {
+    for slo in slos {
+        if let Sli::Latency {
+            metric, threshold, ..
+        } = &slo.sli
+        {
+            let mut buckets = m
+                .buckets
+                .get(metric)
+                .cloned()
+                .or_else(|| {
+                    crate::trading::lookup(metric)
+                        .filter(|d| !d.buckets.is_empty())
+                        .map(|d| d.buckets.to_vec())
+                })
+                .unwrap_or_else(|| m.default_buckets.clone());
+            let t = threshold.as_secs_f64();
+            if !buckets.contains(&t) {
+                buckets.push(t);
+                buckets.sort_by(f64::total_cmp);
+            }
+            m.buckets.insert(metric.clone(), buckets);
+        }
     }
 }
 

@@ -133,6 +133,11 @@ fn check_query(spec: &AlertSpec, field: &str, q: &Query, counter: bool) -> Resul
     if !is_known(spec, &q.metric) {
         return Err(bad(format!("{field}.metric"), &q.metric, UNKNOWN_METRIC));
     }
+    check_query_shape(field, q, counter)
+}
+
+/// A query's shape: a counter where one is needed, matchers on legal labels.
+fn check_query_shape(field: &str, q: &Query, counter: bool) -> Result<(), Error> {
     if counter && !q.metric.ends_with("_total") {
         return Err(bad(
             format!("{field}.metric"),
@@ -249,6 +254,35 @@ pub(super) fn validate(spec: &AlertSpec) -> Result<(), Error> {
 }
 
 fn validate_slo(spec: &AlertSpec, f: &str, slo: &Slo) -> Result<(), Error> {
+    check_slo(f, slo)?;
+    if let Some(w) = spec.burn_windows.iter().find(|w| w.long > slo.window) {
+        return Err(bad(
+            format!("{f}.window"),
+            humantime::format_duration(slo.window),
+            &format!(
+                "must be at least the longest burn window ({})",
+                humantime::format_duration(w.long)
+            ),
+        ));
+    }
+    let metrics = match &slo.sli {
+        Sli::Ratio { errors, total } => vec![
+            (format!("{f}.ratio.errors.metric"), &errors.metric),
+            (format!("{f}.ratio.total.metric"), &total.metric),
+        ],
+        Sli::Latency { metric, .. } => vec![(format!("{f}.latency.metric"), metric)],
+    };
+    for (field, metric) in metrics {
+        if !is_known(spec, metric) {
+            return Err(bad(field, metric, UNKNOWN_METRIC));
+        }
+    }
+    Ok(())
+}
+
+/// What can be checked of an SLO on its own (also for the SLOs of a [`crate::Config`]):
+/// name, objective, window, guard, and the shape of its queries.
+pub(crate) fn check_slo(f: &str, slo: &Slo) -> Result<(), Error> {
     let name_ok = slo.name.starts_with(|c: char| c.is_ascii_lowercase())
         && slo
             .name
@@ -269,23 +303,13 @@ fn validate_slo(spec: &AlertSpec, f: &str, slo: &Slo) -> Result<(), Error> {
         ));
     }
     positive(format!("{f}.window"), slo.window)?;
-    if let Some(w) = spec.burn_windows.iter().find(|w| w.long > slo.window) {
-        return Err(bad(
-            format!("{f}.window"),
-            humantime::format_duration(slo.window),
-            &format!(
-                "must be at least the longest burn window ({})",
-                humantime::format_duration(w.long)
-            ),
-        ));
-    }
     if !(slo.min_rate.is_finite() && slo.min_rate >= 0.0) {
         return Err(bad(format!("{f}.min_rate"), slo.min_rate, "must be ≥ 0"));
     }
     match &slo.sli {
         Sli::Ratio { errors, total } => {
-            check_query(spec, &format!("{f}.ratio.errors"), errors, true)?;
-            check_query(spec, &format!("{f}.ratio.total"), total, true)?;
+            check_query_shape(&format!("{f}.ratio.errors"), errors, true)?;
+            check_query_shape(&format!("{f}.ratio.total"), total, true)?;
         }
         Sli::Latency {
             metric,
@@ -293,7 +317,7 @@ fn validate_slo(spec: &AlertSpec, f: &str, slo: &Slo) -> Result<(), Error> {
             matchers,
         } => {
             let q = histogram(metric, matchers);
-            check_query(spec, &format!("{f}.latency"), &q, false)?;
+            check_query_shape(&format!("{f}.latency"), &q, false)?;
             let histogram =
                 crate::trading::lookup(metric).map_or(metric.ends_with("_seconds"), |d| {
                     d.kind == stockbot_telemetry_conventions::MetricKind::Histogram

@@ -747,10 +747,6 @@ impl MetricsRegistry {
 pub(crate) struct SeriesView {
     pub(crate) family: Arc<Family>,
     pub(crate) labels: String,
-    #[cfg_attr(
-        not(feature = "otlp"),
-        expect(dead_code, reason = "read by the OTLP encoder")
-    )]
     pub(crate) pairs: Arc<[(String, String)]>,
     pub(crate) cell: Cell,
 }

@@ -5,8 +5,10 @@ pub(crate) mod clock;
 pub(crate) mod filter;
 mod layer;
 pub(crate) mod metrics;
+pub(crate) mod periodic;
 pub mod propagation;
 pub(crate) mod record;
+pub(crate) mod slo;
 pub(crate) mod span;
 pub(crate) mod system;
 

@@ -51,11 +51,11 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics::{Recorder, Unit};
+
+use super::periodic::Periodic;
 use sysinfo::{
     CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind,
     ProcessesToUpdate, System,
@@ -63,11 +63,6 @@ use sysinfo::{
 
 /// Name of the collector thread.
 const THREAD_NAME: &str = "stockbot-telemetry-sys";
-/// Shortest interval honoured, so a zero interval does not become a busy loop.
-const MIN_INTERVAL: Duration = Duration::from_millis(10);
-/// How long `stop`/drop waits for the thread to finish; past that it is detached (it then exits
-/// on its own once its current collection returns).
-const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// At most this many `mountpoint` series per disk metric.
 const MAX_MOUNTPOINTS: usize = 32;
 /// At most this many `interface` series per network metric.
@@ -192,13 +187,7 @@ pub(crate) struct SystemMetricsSettings {
 
 /// The running collector; stops (and joins its thread, bounded wait) on `stop` or drop.
 #[derive(Debug)]
-pub(crate) struct SystemMetrics {
-    /// Dropping it wakes the thread and tells it to exit.
-    stop_tx: Option<Sender<()>>,
-    /// Never receives a message: it disconnects when the thread's closure ends (or unwinds).
-    exited_rx: Option<Receiver<()>>,
-    handle: Option<JoinHandle<()>>,
-}
+pub(crate) struct SystemMetrics(Periodic);
 
 impl SystemMetrics {
     /// Starts a named thread ("stockbot-telemetry-sys") that collects once immediately, then
@@ -212,23 +201,15 @@ impl SystemMetrics {
         settings: SystemMetricsSettings,
         recorder: Arc<dyn Recorder + Send + Sync>,
     ) -> io::Result<Self> {
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let (exited_tx, exited_rx) = mpsc::channel::<()>();
-        let interval = settings.interval.max(MIN_INTERVAL);
         let namespace = settings.namespace;
-        let handle = std::thread::Builder::new()
-            .name(THREAD_NAME.to_owned())
-            .spawn(move || {
-                run(&stop_rx, &*recorder, &namespace, interval);
-                drop(recorder);
-                // Last: tells `shutdown` that the work is over and `join` will not block.
-                drop(exited_tx);
-            })?;
-        Ok(Self {
-            stop_tx: Some(stop_tx),
-            exited_rx: Some(exited_rx),
-            handle: Some(handle),
-        })
+        let mut state = None;
+        let periodic = Periodic::start(THREAD_NAME, settings.interval, move || {
+            let state = state.get_or_insert_with(CollectorState::new);
+            metrics::with_local_recorder(&*recorder, || {
+                SystemMetrics::collect_once(state, &namespace)
+            });
+        })?;
+        Ok(SystemMetrics(periodic))
     }
 
     /// Collects once, synchronously, into the current (thread-local or global) recorder. Used by
@@ -242,60 +223,8 @@ impl SystemMetrics {
 
     /// Stops the collector: wakes the thread, waits up to one second for it to finish and joins
     /// it; a thread still busy after that (e.g. stuck on a hung filesystem) is detached.
-    pub(crate) fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        drop(self.stop_tx.take());
-        let Some(handle) = self.handle.take() else {
-            return;
-        };
-        let finished = match self.exited_rx.take() {
-            Some(exited) => {
-                matches!(
-                    exited.recv_timeout(STOP_TIMEOUT),
-                    Err(RecvTimeoutError::Disconnected)
-                )
-            }
-            None => handle.is_finished(),
-        };
-        if finished {
-            // The thread has left its closure; a panic in it was already reported by the hook.
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for SystemMetrics {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// The collector thread's loop: collect, then sleep until the next tick or until stopped.
-fn run(stop_rx: &Receiver<()>, recorder: &dyn Recorder, namespace: &str, interval: Duration) {
-    let mut state = CollectorState::new();
-    let mut next = Instant::now();
-    loop {
-        metrics::with_local_recorder(recorder, || {
-            SystemMetrics::collect_once(&mut state, namespace)
-        });
-        let now = Instant::now();
-        // Keep the phase; after a collection that overran its interval, skip the missed ticks.
-        let deadline = match next.checked_add(interval) {
-            Some(deadline) if deadline > now => Some(deadline),
-            _ => now.checked_add(interval),
-        };
-        let Some(deadline) = deadline else {
-            // The interval is too long to represent: wait for stop only.
-            let _ = stop_rx.recv();
-            return;
-        };
-        match stop_rx.recv_timeout(deadline.saturating_duration_since(now)) {
-            Err(RecvTimeoutError::Timeout) => next = deadline,
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-        }
+    pub(crate) fn stop(self) {
+        self.0.stop();
     }
 }
 

@@ -51,6 +51,15 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Traces: head sampling and where finished spans go.
     pub traces: TracesConfig,
+    /// The service's SLOs (`[[slo]]` tables, as in an alert spec;
+    /// [`AlertSpec::apply_to`](crate::alerting::AlertSpec::apply_to) copies a spec's). Latency
+    /// thresholds become bucket boundaries of their histograms, the process keeps its own view
+    /// of every error budget (the `stockbot_slo_*` gauges,
+    /// [`TelemetryGuard::slo_status`](crate::TelemetryGuard::slo_status)), and
+    /// `#[instrument_trade(slo = "…")]` may only name these ([`init`](crate::init) refuses
+    /// others).
+    #[serde(rename = "slo")]
+    pub slos: Vec<crate::alerting::Slo>,
 }
 
 /// Trace settings.
@@ -905,6 +914,10 @@ pub struct MetricsConfig {
     pub buckets: BTreeMap<String, Vec<f64>>,
     /// Host and process metrics collected by a background thread.
     pub system: SystemMetricsConfig,
+    /// How often the process's view of its SLOs ([`Config::slos`]) is refreshed: the
+    /// `stockbot_slo_*` gauges and the burn-rate windows' resolution. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub slo_interval: Duration,
     /// Push to a Prometheus Pushgateway — for batch jobs only; services are scraped.
     pub push: Option<PushConfig>,
     /// Push OTLP metrics to an OpenTelemetry Collector (fleets that do not scrape). Needs the
@@ -1035,6 +1048,7 @@ impl Default for MetricsConfig {
             ],
             buckets: BTreeMap::new(),
             system: SystemMetricsConfig::default(),
+            slo_interval: Duration::from_secs(10),
             push: None,
             otlp: None,
         }

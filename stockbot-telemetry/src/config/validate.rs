@@ -11,6 +11,17 @@ use crate::process::schema::{RESERVED_FIELDS, parse_custom_field};
 const MAX_FIELD_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
 pub(super) fn validate(config: &Config) -> Result<(), Error> {
+    let mut slo_names = std::collections::BTreeSet::new();
+    for (i, slo) in config.slos.iter().enumerate() {
+        crate::alerting::check_slo(&format!("slo[{i}]"), slo)?;
+        if !slo_names.insert(slo.name.as_str()) {
+            return Err(Error::invalid(
+                format!("slo[{i}].name"),
+                &slo.name,
+                "is declared twice",
+            ));
+        }
+    }
     let s = &config.service;
     non_empty_text("service.name", &s.name)?;
     non_empty_text("service.environment", &s.environment)?;
@@ -287,6 +298,7 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
     if m.system.enabled {
         positive_duration("metrics.system.interval", m.system.interval)?;
     }
+    positive_duration("metrics.slo_interval", m.slo_interval)?;
     if let Some(o) = &m.otlp {
         check_otlp(
             "metrics.otlp",

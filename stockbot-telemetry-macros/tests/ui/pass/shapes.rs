@@ -34,7 +34,7 @@ impl Strategy {
         Ok(self.sent)
     }
 
-    #[instrument_trade(operation = "quote", strategy = self.name, level = "debug")]
+    #[instrument_trade(operation = "quote", strategy = self.name, level = "debug", slo = "quotes")]
     pub async fn quote(&self, symbol: &str) -> Option<f64> {
         (!symbol.is_empty()).then_some(1.0)
     }
@@ -57,7 +57,7 @@ pub fn parse_qty(text: &str) -> Result<u32, std::num::ParseIntError> {
     Ok(n)
 }
 
-#[instrument_trade(operation = "heartbeat", metric = "stockbot_session")]
+#[instrument_trade(operation = "heartbeat", metric = "stockbot_session", slo = "session")]
 pub async fn heartbeat() {}
 
 /// A parameter named like an attribute the macro sets is not captured (no duplicate label).
@@ -78,7 +78,7 @@ where
 mod renamed {
     use stockbot_telemetry as telemetry;
 
-    #[telemetry::instrument_trade(crate = telemetry, operation = "renamed")]
+    #[telemetry::instrument_trade(crate = telemetry, operation = "renamed", slo = "renamed")]
     pub fn renamed() -> u8 {
         1
     }
