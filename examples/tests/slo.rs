@@ -77,7 +77,15 @@ fn an_undeclared_slo_name_is_an_init_error_naming_the_function() {
             .contains("the configuration declares no SLO"),
         "{err}"
     );
-    assert!(!tracing::dispatcher::has_been_set());
+    // Nothing was installed: with the SLOs declared, `init` succeeds.
+    let mut c = config();
+    spec().apply_to(&mut c).unwrap();
+    let logs = std::env::temp_dir().join(format!("slo-init-{}", std::process::id()));
+    c.log.file.enabled = true;
+    c.log.file.directory = logs.clone();
+    let guard = stockbot_telemetry::init(c).expect("both SLOs declared");
+    assert!(guard.shutdown(Duration::from_secs(5)).completed);
+    let _ = std::fs::remove_dir_all(logs);
 }
 
 #[test]
@@ -187,4 +195,27 @@ fn slos_in_a_configuration_file_are_checked_and_name_the_item() {
         assert!(err.contains(says), "{text}\n→ {err}");
     }
     let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn own_targets_scope_the_ties_a_service_must_declare() {
+    // A binary hosting several services: this service's code is elsewhere, so the test's
+    // functions (module `slo`) are another service's ties.
+    let mut c = config();
+    c.slos.push(Slo::calls("order_submission", 0.99));
+    c.service.own_targets = vec!["order_router".into()];
+    let (_layer, guard) = TelemetryBuilder::new(c)
+        .with_writer("null", std::io::sink())
+        .build()
+        .expect("ties outside the service's own modules are not its own");
+    drop(guard);
+    // Its own module again: cancel_order's SLO must be declared.
+    let mut c = config();
+    c.slos.push(Slo::calls("order_submission", 0.99));
+    c.service.own_targets = vec!["slo".into()];
+    let err = TelemetryBuilder::new(c)
+        .with_writer("null", std::io::sink())
+        .build()
+        .expect_err("cancel_order is in module slo");
+    assert!(err.to_string().contains("cancel_latency"), "{err}");
 }

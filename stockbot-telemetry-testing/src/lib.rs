@@ -303,12 +303,9 @@ impl Capture {
         let lines = self
             .raw()
             .lines()
-            .map(|line| match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(map)) => LogLine {
-                    raw: line.to_owned(),
-                    json: map,
-                },
-                other => panic!("captured line is not a JSON object ({other:?}): {line}"),
+            .map(|line| {
+                LogLine::parse(line)
+                    .unwrap_or_else(|| panic!("captured line is not a JSON object: {line}"))
             })
             .collect();
         Logs {
@@ -456,6 +453,18 @@ pub struct LogLine {
 }
 
 impl LogLine {
+    /// One line as the SDK writes it (a captured line, a line of a log file); `None` when it
+    /// is not a JSON object.
+    pub fn parse(line: &str) -> Option<LogLine> {
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(json)) => Some(LogLine {
+                raw: line.to_owned(),
+                json,
+            }),
+            _ => None,
+        }
+    }
+
     /// A field's value.
     pub fn get(&self, field: &str) -> Option<&Value> {
         self.json.get(field)

@@ -153,7 +153,7 @@ impl TelemetryBuilder {
         } = self;
         config.validate()?;
         if !config.slos.is_empty() {
-            check_slo_ties(&config.slos)?;
+            check_slo_ties(&config)?;
         }
         crate::alerting::threshold_buckets(&config.slos, &mut config.metrics);
         let targets = parse_filter(&config.log.filter)
@@ -388,8 +388,8 @@ impl TelemetryBuilder {
     /// # Errors
     /// As [`init`].
     pub fn install(self) -> Result<TelemetryGuard, Error> {
-        // The service's process: every SLO tie must name a declared SLO, declared or not.
-        check_slo_ties(&self.config.slos)?;
+        // The service's process: every SLO tie of its code must name a declared SLO.
+        check_slo_ties(&self.config)?;
         if INSTALLED.swap(true, Ordering::AcqRel) {
             return Err(ErrorKind::AlreadyInitialized {
                 what: "stockbot_telemetry::init (called twice)",
@@ -404,10 +404,23 @@ impl TelemetryBuilder {
     }
 }
 
-/// Every `#[instrument_trade(slo = "…")]` of the program must name one of `slos`.
-fn check_slo_ties(slos: &[crate::alerting::Slo]) -> Result<(), Error> {
+/// Every `#[instrument_trade(slo = "…")]` of the program — or, when `service.own_targets` is
+/// set, of the service's own modules (a binary hosting several services) — must name one of
+/// the declared SLOs.
+fn check_slo_ties(config: &Config) -> Result<(), Error> {
+    let slos = &config.slos;
+    let scope = &config.service.own_targets;
+    let own = |function: &str| {
+        scope.is_empty()
+            || scope.iter().any(|t| {
+                t == "*"
+                    || function
+                        .strip_prefix(t.as_str())
+                        .is_some_and(|rest| rest.starts_with("::"))
+            })
+    };
     let mut unknown: Vec<_> = crate::instrument::slo_ties()
-        .filter(|tie| !slos.iter().any(|s| s.name == tie.slo))
+        .filter(|tie| own(tie.function) && !slos.iter().any(|s| s.name == tie.slo))
         .collect();
     unknown.sort_by_key(|tie| (tie.file, tie.line));
     match unknown.first() {

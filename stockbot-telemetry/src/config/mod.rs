@@ -319,6 +319,11 @@ pub struct ServiceConfig {
     /// to them and to the SDK; events of other targets (dependencies) pass leniently.
     /// Default: the service name with `-` replaced by `_`. `*` makes every target the
     /// service's own (what the testing crate does).
+    ///
+    /// When set, it also scopes the SLO ties `init` checks: only the
+    /// `#[instrument_trade(slo = "…")]` functions under these module paths must name a
+    /// declared SLO (a binary that hosts several services sets each service's modules); when
+    /// empty, every tie in the program is checked.
     pub own_targets: Vec<String>,
     /// Extra resource attributes (from `OTEL_RESOURCE_ATTRIBUTES`), kept for the trace and
     /// metric exporters.
