@@ -45,6 +45,9 @@ fn spec() -> AlertSpec {
     ));
     spec.absent
         .push("stockbot_tick_to_trade_latency_seconds".into());
+    // A gauge in seconds: absent as itself (it has no `_count`).
+    spec.absent
+        .push("stockbot_market_data_staleness_seconds".into());
     // Pages escalate: the secondary after 15 minutes, the desk manager after an hour.
     spec.escalation = vec![Duration::from_secs(900), Duration::from_secs(3600)];
     spec
@@ -103,6 +106,9 @@ fn generated_rules_pass_promtool_check_and_their_generated_unit_tests() {
     let spec = spec();
     let dir = tmp("rules");
     let rules = spec.prometheus_rules().unwrap();
+    assert!(rules.contains("absent(stockbot_tick_to_trade_latency_seconds_count{"));
+    assert!(rules.contains("absent(stockbot_market_data_staleness_seconds{"));
+    assert!(!rules.contains("stockbot_market_data_staleness_seconds_count"));
     std::fs::write(dir.join("rules.yml"), &rules).unwrap();
     let out = promtool(&["check", "rules", dir.join("rules.yml").to_str().unwrap()])
         .unwrap_or_else(|e| panic!("{e}\n--- rules ---\n{rules}"));
@@ -225,7 +231,7 @@ fn bad_specs_are_refused_naming_the_item() {
         ),
         (
             Box::new(|s| s.absent.push("stockbot_nothing_total".into())),
-            "absent[1]",
+            "absent[2]",
         ),
         (
             Box::new(|s| {

@@ -723,3 +723,36 @@ fn dump(lines: &[LogLine]) -> String {
     }
     out
 }
+
+/// The guides in `docs/`: their Rust code blocks are compiled and run as doctests here, where
+/// both the SDK and this crate are in scope (`docs/alerting.md` runs with the SDK's alerting
+/// module).
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../../docs/getting-started.md")]
+    struct GettingStarted;
+    #[doc = include_str!("../../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../../docs/logging.md")]
+    struct Logging;
+    #[doc = include_str!("../../docs/metrics.md")]
+    struct Metrics;
+    #[doc = include_str!("../../docs/tracing.md")]
+    struct Tracing;
+    #[doc = include_str!("../../docs/instrumentation.md")]
+    struct Instrumentation;
+    #[doc = include_str!("../../docs/cardinality.md")]
+    struct Cardinality;
+    #[doc = include_str!("../../docs/sampling.md")]
+    struct Sampling;
+    #[doc = include_str!("../../docs/buffering.md")]
+    struct Buffering;
+    #[doc = include_str!("../../docs/storage.md")]
+    struct Storage;
+    #[doc = include_str!("../../docs/operations.md")]
+    struct Operations;
+    #[doc = include_str!("../../docs/performance.md")]
+    struct Performance;
+    #[doc = include_str!("../../docs/testing.md")]
+    struct Testing;
+}

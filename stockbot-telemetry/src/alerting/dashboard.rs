@@ -91,7 +91,7 @@ pub(super) fn dashboard(spec: &AlertSpec) -> Value {
                 (
                     format!(
                         "vector({}) and on () count(slo:sli_error:ratio_rate5m{{slo={s},{sel}}})",
-                        1.0 - slo.objective
+                        ((1.0 - slo.objective) * 1e12).round() / 1e12
                     ),
                     "error budget",
                 ),

@@ -663,10 +663,15 @@ fn absent_targets(spec: &AlertSpec) -> Vec<(Query, &'static str)> {
         }
     }
     for m in &spec.absent {
-        let kind_histogram = crate::trading::lookup(m)
-            .is_some_and(|d| d.kind == stockbot_telemetry_conventions::MetricKind::Histogram)
-            || (m.ends_with("_seconds") && !spec.metrics.contains(m))
-            || m == "stockbot_trade_duration_seconds";
+        // The catalogue knows its kinds (a `_seconds` gauge has no `_count`); other names: a
+        // `_seconds` metric not declared by the service is a histogram.
+        let kind_histogram = match crate::trading::lookup(m) {
+            Some(d) => d.kind == stockbot_telemetry_conventions::MetricKind::Histogram,
+            None => {
+                (m.ends_with("_seconds") && !spec.metrics.contains(m))
+                    || m == "stockbot_trade_duration_seconds"
+            }
+        };
         let t = (
             Query::metric(m.clone()),
             if kind_histogram { "_count" } else { "" },
@@ -753,7 +758,7 @@ fn sdk_alert(g: &Gen<'_>) -> Value {
         "labels": labels,
         "annotations": {
             "summary": format!("{} is dropping telemetry", g.spec.service),
-            "description": "stockbot-telemetry counted dropped records (by signal, sink and reason): logs, spans or metrics are being lost. See docs/logging.md, Sizing the buffers.",
+            "description": "stockbot-telemetry counted dropped records (by signal, sink and reason): logs, spans or metrics are being lost. See docs/buffering.md.",
         },
     })
 }

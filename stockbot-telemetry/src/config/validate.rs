@@ -318,8 +318,8 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
         if !host_ok {
             return Err(Error::invalid(
                 "metrics.push.url",
-                &p.url,
-                "must be http://host:port of the Pushgateway (https is not supported for pushes yet)",
+                shown_url(&p.url),
+                "must be http://host:port of the Pushgateway, without credentials (https is not supported for pushes yet)",
             ));
         }
         grouping_value("metrics.push.job", &p.job)?;
@@ -339,15 +339,9 @@ fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Er
         .strip_prefix("https://")
         .or_else(|| es.url.strip_prefix("http://"));
     if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains('@')) {
-        // A URL with credentials is not echoed.
-        let shown = if es.url.contains('@') {
-            "<redacted: the URL carries credentials>"
-        } else {
-            es.url.as_str()
-        };
         return Err(Error::invalid(
             "log.elasticsearch.url",
-            shown,
+            shown_url(&es.url),
             "must be an https:// (or http://) host:port URL without credentials (put them in log.elasticsearch.auth)",
         ));
     }
@@ -440,6 +434,21 @@ fn check_shipping(s: &crate::config::ShippingConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// What an error may show of a URL: never its credentials (`user:password@`).
+fn shown_url(url: &str) -> &str {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if authority.contains('@') {
+        "<redacted: the URL carries credentials>"
+    } else {
+        url
+    }
+}
+
 /// One OTLP exporter's settings (metrics and traces share the rules).
 fn check_otlp(
     field: &str,
@@ -451,15 +460,16 @@ fn check_otlp(
     if cfg!(not(feature = "otlp")) {
         return Err(Error::invalid(
             field,
-            endpoint,
+            shown_url(endpoint),
             "this build has no OTLP export: enable the `otlp` feature of stockbot-telemetry",
         ));
     }
-    if !endpoint.starts_with("http://") || endpoint.len() <= "http://".len() {
+    let has_credentials = shown_url(endpoint) != endpoint;
+    if !endpoint.starts_with("http://") || endpoint.len() <= "http://".len() || has_credentials {
         return Err(Error::invalid(
             format!("{field}.endpoint"),
-            endpoint,
-            "must be an http:// URL of the receiver (https is not supported yet)",
+            shown_url(endpoint),
+            "must be an http:// URL of the receiver, without credentials (put them in headers; https is not supported yet)",
         ));
     }
     if protocol == crate::config::OtlpProtocol::Grpc
@@ -600,6 +610,27 @@ mod tests {
     #[test]
     fn default_is_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_and_never_echoed() {
+        let url = "http://desk:hunter2@127.0.0.1:4318";
+        let mut es = Config::default();
+        es.log.elasticsearch = Some(crate::config::ElasticsearchConfig::new(url));
+        let mut push = Config::default();
+        push.metrics.push = Some(crate::config::PushConfig::new(url, "batch"));
+        let mut otlp = Config::default();
+        otlp.traces.otlp = Some(crate::config::OtlpTracesConfig::new(url));
+        for (config, field) in [
+            (es, "log.elasticsearch.url"),
+            (push, "metrics.push.url"),
+            (otlp, "traces.otlp"),
+        ] {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert_eq!(shown_url("http://host:1/a@b"), "http://host:1/a@b");
     }
 
     #[test]

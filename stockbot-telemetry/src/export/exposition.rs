@@ -478,4 +478,41 @@ fn render_signals(out: &mut Out, global: &str, signals: &[(&str, Option<&Pipelin
         "1 while the sink's worker runs",
         as_f64(per_sink(&|st, _| u64::from(st.worker_alive))),
     );
+    // Network sinks' shippers (memory buffer, disk spool): the rest of the accounting
+    // identity, `emitted + recovered = exported + dropped + buffered`. Zero for other sinks.
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_sink_buffered",
+        "Records a sink holds and has not delivered yet (memory buffer, in flight, spool)",
+        as_f64(per_sink(&|_, s| s.buffered)),
+    );
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_spool_records",
+        "Of those, records of this process waiting in the sink's disk spool",
+        as_f64(per_sink(&|_, s| s.spooled)),
+    );
+    gauge_family(
+        out,
+        global,
+        "stockbot_telemetry_spool_bytes",
+        "Size of the sink's disk spool files",
+        as_f64(per_sink(&|_, s| s.spool_bytes)),
+    );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_recovered_total",
+        "Records of earlier runs found in the spool and replayed",
+        per_sink(&|_, s| s.recovered),
+    );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_spool_errors_total",
+        "Spool frames skipped as corrupt, and spool writes that failed",
+        per_sink(&|_, s| s.spool_corrupt_frames + s.spool_write_errors),
+    );
 }

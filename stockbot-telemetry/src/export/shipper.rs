@@ -301,7 +301,13 @@ impl Shipper {
             .name(format!("stockbot-ship-{name}"))
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || run(&shared, transport)
+                move || {
+                    // What the transport's HTTP client logs must not come back into the queue it
+                    // is shipping (a feedback loop): this thread has no subscriber.
+                    let _no_telemetry =
+                        tracing::dispatcher::set_default(&tracing::Dispatch::none());
+                    run(&shared, transport)
+                }
             })?;
         Ok(Shipper {
             shared,
