@@ -274,8 +274,21 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(spans) = &self.spans else { return };
         let Some(span) = ctx.span(&id) else { return };
+        let Some(spans) = &self.spans else {
+            // Logs only: nothing is exported, so the context goes back to the pool (a recorded
+            // one is left for a span-recording layer that shares the registry).
+            let mut ext = span.extensions_mut();
+            if ext
+                .get_mut::<Arc<SpanContext>>()
+                .is_some_and(|sc| !sc.is_recorded())
+                && let Some(sc) = ext.remove::<Arc<SpanContext>>()
+            {
+                drop(ext);
+                SpanContext::recycle(sc);
+            }
+            return;
+        };
         // The layer that records spans takes the context out of the span (the registry clears
         // it right after): when nothing else holds it, it goes back to this thread's pool. A
         // logs-only layer sharing the registry leaves it for the spans layer.

@@ -9,10 +9,154 @@ use tracing_core::field::{Field as TracingField, Visit};
 
 use super::record::{cut_point, floor_char_boundary};
 
+/// Text of a span field: up to [`Text::INLINE`] bytes stored in place (ids, venues, symbols:
+/// no heap allocation on the caller's thread), longer text on the heap.
+#[derive(Clone)]
+pub(crate) enum Text {
+    Inline { len: u8, bytes: [u8; Text::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    pub(crate) const INLINE: usize = 22;
+
+    /// `args` formatted, cut at `limit` bytes (at a character boundary) with a marker.
+    pub(crate) fn format(args: fmt::Arguments<'_>, limit: usize) -> Text {
+        let mut w = TextWriter {
+            inline: [0; Text::INLINE],
+            len: 0,
+            heap: None,
+            left: limit,
+        };
+        if fmt::write(&mut w, args).is_err() {
+            let mut s = w.heap.take().unwrap_or_else(|| w.inline_str().to_owned());
+            // Not through a token (a secret cut in half would escape the redaction patterns).
+            let cut = cut_point(&s, s.len().saturating_sub(1));
+            s.truncate(cut);
+            s.push_str("…[truncated]");
+            return Text::Heap(s.into_boxed_str());
+        }
+        match w.heap {
+            Some(s) => Text::Heap(s.into_boxed_str()),
+            None => Text::Inline {
+                len: w.len as u8,
+                bytes: w.inline,
+            },
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Only whole `str`s are copied in, so this never fails.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        if s.len() <= Text::INLINE {
+            let mut bytes = [0; Text::INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Text::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Text::Heap(s.into())
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        if s.len() <= Text::INLINE {
+            Text::from(s.as_str())
+        } else {
+            Text::Heap(s.into_boxed_str())
+        }
+    }
+}
+
+impl From<Text> for Box<str> {
+    fn from(t: Text) -> Box<str> {
+        match t {
+            Text::Heap(s) => s,
+            inline => (*inline).into(),
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// Formats into the inline buffer, moving to a `String` when it no longer fits; stops at
+/// `left` bytes.
+struct TextWriter {
+    inline: [u8; Text::INLINE],
+    len: usize,
+    heap: Option<String>,
+    left: usize,
+}
+
+impl TextWriter {
+    fn inline_str(&self) -> &str {
+        std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for TextWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let cut = floor_char_boundary(s, self.left);
+        let part = &s[..cut];
+        self.left -= cut;
+        match &mut self.heap {
+            Some(heap) => heap.push_str(part),
+            None if self.len + part.len() <= Text::INLINE => {
+                self.inline[self.len..self.len + part.len()].copy_from_slice(part.as_bytes());
+                self.len += part.len();
+            }
+            None => {
+                let mut heap = String::with_capacity(self.len + part.len() + 16);
+                heap.push_str(self.inline_str());
+                heap.push_str(part);
+                self.heap = Some(heap);
+            }
+        }
+        if cut < s.len() {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// A value copied from a span's fields.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum OwnedValue {
-    Str(Box<str>),
+    Str(Text),
     I64(i64),
     U64(u64),
     F64(f64),
@@ -81,7 +225,7 @@ impl FieldTarget for RawSpanEvent {
     fn set(&mut self, name: &'static str, value: OwnedValue) {
         if name == "message" {
             if let OwnedValue::Str(s) = value {
-                self.name = s;
+                self.name = s.into();
             }
             return;
         }
@@ -367,49 +511,20 @@ impl<T: FieldTarget> Visit for SpanVisitor<'_, T> {
     fn record_str(&mut self, field: &TracingField, value: &str) {
         let cut = cut_point(value, self.limit);
         let text = if cut < value.len() {
-            format!(
+            Text::from(format!(
                 "{}…[truncated {} of {} bytes]",
                 &value[..cut],
                 value.len() - cut,
                 value.len()
-            )
+            ))
         } else {
-            value.to_owned()
+            Text::from(value)
         };
-        self.ctx
-            .set(field.name(), OwnedValue::Str(text.into_boxed_str()));
+        self.ctx.set(field.name(), OwnedValue::Str(text));
     }
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
-        let mut s = String::new();
-        let mut w = Capped {
-            out: &mut s,
-            left: self.limit,
-        };
-        if fmt::write(&mut w, format_args!("{value:?}")).is_err() {
-            let cut = cut_point(&s, s.len().saturating_sub(1));
-            s.truncate(cut);
-            s.push_str("…[truncated]");
-        }
-        self.ctx
-            .set(field.name(), OwnedValue::Str(s.into_boxed_str()));
-    }
-}
-
-struct Capped<'a> {
-    out: &'a mut String,
-    left: usize,
-}
-
-impl fmt::Write for Capped<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let cut = floor_char_boundary(s, self.left);
-        self.out.push_str(&s[..cut]);
-        self.left -= cut;
-        if cut < s.len() {
-            Err(fmt::Error)
-        } else {
-            Ok(())
-        }
+        let text = Text::format(format_args!("{value:?}"), self.limit);
+        self.ctx.set(field.name(), OwnedValue::Str(text));
     }
 }
 
@@ -467,6 +582,26 @@ pub(crate) fn random_u128_nonzero() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_inline_up_to_its_capacity_and_cut_at_the_limit() {
+        assert!(matches!(Text::from("XNAS"), Text::Inline { len: 4, .. }));
+        let exact = "x".repeat(Text::INLINE);
+        assert!(matches!(Text::from(exact.as_str()), Text::Inline { .. }));
+        let long = "y".repeat(Text::INLINE + 1);
+        assert!(matches!(Text::from(long.as_str()), Text::Heap(_)));
+        assert_eq!(&*Text::from(long.as_str()), long);
+        // Formatting spills to the heap past the inline capacity, keeping what came before.
+        let t = Text::format(format_args!("{}-{}", "a".repeat(20), "bcdef"), 1_000);
+        assert_eq!(&*t, format!("{}-bcdef", "a".repeat(20)));
+        // Multi-byte characters are never split, and the limit cuts with a marker.
+        let t = Text::format(format_args!("{}", "é".repeat(40)), 21);
+        assert!(t.ends_with("…[truncated]"), "{t}");
+        assert!(t.len() <= 21 + "…[truncated]".len());
+        assert_eq!(Text::from("ok"), Text::from(String::from("ok")));
+        let boxed: Box<str> = Text::from("inline").into();
+        assert_eq!(&*boxed, "inline");
+    }
 
     fn root_with_fields(root: SpanContext) -> Arc<SpanContext> {
         Arc::new(root)
