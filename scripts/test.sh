@@ -23,6 +23,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "cargo clippy -D warnings (core, default features only)"
 cargo clippy -p stockbot-telemetry --lib --locked -- -D warnings
 
+step "cargo clippy -D warnings (core, no default features: no TLS stack)"
+cargo clippy -p stockbot-telemetry --lib --no-default-features --locked -- -D warnings
+
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 

@@ -192,7 +192,7 @@ fn request(
         })?),
         None => None,
     };
-    let agent = crate::export::tls::agent(es.timeout, ca.as_deref());
+    let agent = crate::export::tls::agent(es.timeout, ca.as_ref());
     let mut builder = match method {
         "PUT" => agent.put(&url),
         _ => agent.post(&url),

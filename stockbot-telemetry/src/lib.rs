@@ -125,6 +125,9 @@
 //!
 //! ## Feature flags
 //!
+//! * `tls` (on): TLS to backends — rustls with the `ring` provider, certificates always
+//!   verified. A service that ships nothing over `https` can turn default features off and
+//!   build no TLS stack; an `https` URL is then refused when the configuration is validated.
 //! * `otlp` (off): export metrics and spans to an OpenTelemetry Collector (or Jaeger) over OTLP/HTTP with protobuf.
 //! * `otlp-grpc` (off, implies `otlp`): OTLP over gRPC as well (`tonic`, on a runtime owned by
 //!   the export thread; the application needs no tokio runtime).

@@ -338,6 +338,13 @@ fn check_elasticsearch(es: &crate::config::ElasticsearchConfig) -> Result<(), Er
         .url
         .strip_prefix("https://")
         .or_else(|| es.url.strip_prefix("http://"));
+    if es.url.starts_with("https://") && !crate::export::tls::AVAILABLE {
+        return Err(Error::invalid(
+            "log.elasticsearch.url",
+            shown_url(&es.url),
+            crate::export::tls::MISSING,
+        ));
+    }
     if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains('@')) {
         return Err(Error::invalid(
             "log.elasticsearch.url",

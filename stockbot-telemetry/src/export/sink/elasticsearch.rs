@@ -32,7 +32,7 @@ const MAX_ATTEMPTS: u32 = 6;
 pub(crate) struct ElasticsearchSettings {
     pub(crate) url: String,
     /// Trusted CAs (validated configuration); `None`: Mozilla's roots.
-    pub(crate) ca: Option<Vec<ureq::tls::Certificate<'static>>>,
+    pub(crate) ca: Option<crate::export::tls::Ca>,
     pub(crate) data_stream: String,
     pub(crate) auth: Option<ElasticsearchAuth>,
     pub(crate) max_bulk_bytes: usize,
@@ -70,7 +70,7 @@ impl ElasticsearchSink {
             )),
         });
         ElasticsearchSink {
-            agent: crate::export::tls::agent(settings.timeout, settings.ca.as_deref()),
+            agent: crate::export::tls::agent(settings.timeout, settings.ca.as_ref()),
             bulk_url: format!("{}/_bulk", settings.url.trim_end_matches('/')),
             authorization,
             backoff: Backoff::new(RetryPolicy {
