@@ -92,8 +92,8 @@ fn config_with(
     let mut config = stockbot_telemetry_testing::test_config();
     config.service.name = "order-router".into();
     let mut otlp = OtlpTracesConfig::new(endpoint);
-    adjust(&mut otlp);
     otlp.timeout = Duration::from_secs(2);
+    adjust(&mut otlp);
     otlp.headers.insert(
         "authorization".into(),
         Secret::new("Bearer collector-token-123"),
@@ -284,7 +284,11 @@ fn garbage_or_huge_answers_do_not_break_the_exporter() {
         Reply::ok().body(vec![0x0a; 10 * 1024 * 1024]),
         Reply::status(500).body(vec![b'x'; 1024 * 1024]),
     ]);
-    let (dispatch, guard) = service(format!("{}/v1/traces", receiver.url()));
+    // A generous timeout: a loaded machine (CI runs tests in parallel) may take seconds to
+    // move the 10 MiB answer, and a timeout would count the batch as failed.
+    let (dispatch, guard) = service_with(format!("{}/v1/traces", receiver.url()), |o| {
+        o.timeout = Duration::from_secs(15)
+    });
     for _ in 0..3 {
         orders(&dispatch, 1);
         assert!(guard.flush(Duration::from_secs(20)));

@@ -440,6 +440,11 @@ impl SpanContext {
     }
 
     fn flags_from(&mut self, name: &str, value: &OwnedValue) {
+        // Only `audit`, `error…`, `exception.message` and `otel.status_code` set flags: most
+        // fields (`venue`, `order.cl_ord_id`, …) are past this one comparison.
+        if !matches!(name.as_bytes().first(), Some(b'a' | b'e' | b'o')) {
+            return;
+        }
         if name == "audit" && *value == OwnedValue::Bool(true) {
             self.audit = true;
         }
