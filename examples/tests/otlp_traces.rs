@@ -67,10 +67,6 @@ impl Wire {
     }
 }
 
-fn service(endpoint: String) -> (tracing::Dispatch, TelemetryGuard) {
-    service_with(endpoint, |_| {})
-}
-
 fn service_with(
     endpoint: String,
     adjust: impl FnOnce(&mut OtlpTracesConfig),
