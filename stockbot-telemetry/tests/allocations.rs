@@ -17,17 +17,25 @@ fn noop() {}
 
 const CALLS: u64 = 1_000;
 
-/// Allocations per call of `f` on this thread: warmed up first (call-site registration,
-/// label sets, thread-local pools), then counted over [`CALLS`] calls.
+/// Allocations per call of `f`: warmed up first (call-site registration, label sets,
+/// thread-local pools), then counted over [`CALLS`] calls, five times. The count is
+/// process-wide, so a background thread (the log worker's periodic work) can add to one
+/// window; the caller's own allocations are the same in every window: the least is kept.
 fn per_call(f: &dyn Fn()) -> f64 {
     for _ in 0..CALLS {
         f();
     }
-    let region = Region::new(GLOBAL);
-    for _ in 0..CALLS {
-        f();
-    }
-    region.change().allocations as f64 / CALLS as f64
+    (0..5)
+        .map(|_| {
+            let region = Region::new(GLOBAL);
+            for _ in 0..CALLS {
+                f();
+            }
+            region.change().allocations
+        })
+        .min()
+        .unwrap_or_default() as f64
+        / CALLS as f64
 }
 
 #[test]
