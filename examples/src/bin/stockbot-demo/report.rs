@@ -8,79 +8,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use stockbot_telemetry::analysis::{self, FinishedSpan};
+use stockbot_telemetry_testing::Metrics;
 
 use crate::service::SERVICES;
 
 pub(crate) struct Report {
     pub(crate) json: Value,
     pub(crate) text: String,
-}
-
-/// One sample of the text exposition: name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
-
-/// Parses the Prometheus text format (the lines this SDK writes).
-pub(crate) fn parse_exposition(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        let (series, value) = match line.rsplit_once(' ') {
-            Some(parts) => parts,
-            None => continue,
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (name, labels) = match series.split_once('{') {
-            None => (series, BTreeMap::new()),
-            Some((name, rest)) => (name, parse_labels(rest.trim_end_matches('}'))),
-        };
-        out.push((name.to_owned(), labels, value));
-    }
-    out
-}
-
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        labels.insert(key.trim_start_matches(',').to_owned(), value);
-        rest = &after[end..];
-    }
-    labels
-}
-
-/// The sum of `name`'s samples whose labels include every `filter` pair.
-pub(crate) fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, labels, _)| {
-            n == name
-                && filter
-                    .iter()
-                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| v)
-        .sum()
 }
 
 fn spans_of(dir: &Path) -> Vec<FinishedSpan> {
@@ -106,19 +40,14 @@ pub(crate) fn build(
     ticks: u64,
     scraped: &BTreeMap<&str, String>,
 ) -> Result<Report, Box<dyn std::error::Error>> {
-    let samples = |service: &str| {
-        scraped
-            .get(service)
-            .map(|t| parse_exposition(t))
-            .unwrap_or_default()
-    };
+    let samples = |service: &str| Metrics::parse(scraped.get(service).map_or("", String::as_str));
     let (router, risk, strategy) = (
         samples("order-router"),
         samples("risk"),
         samples("strategy"),
     );
     let count =
-        |s: &[Sample], name: &str, filter: &[(&str, &str)]| sum(s, name, filter).round() as u64;
+        |s: &Metrics, name: &str, filter: &[(&str, &str)]| s.value(name, filter).round() as u64;
     let signals = count(
         &strategy,
         "stockbot_trade_calls_total",
