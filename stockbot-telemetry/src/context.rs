@@ -8,6 +8,7 @@ use crate::collect::propagation::{
     Baggage, Carrier, PropagationError, TraceContext, extract, inject,
 };
 use crate::collect::span::SpanContext;
+use crate::collect::subscriber::TelemetrySubscriber;
 
 use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
@@ -118,29 +119,19 @@ pub fn extract_into(
 
 /// Makes `span` a child of the remote span `ctx` (see [`extract_into`]).
 pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
-    span.with_subscriber(|(id, dispatch)| {
-        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
-            return;
-        };
-        let Some(data) = tracing_subscriber::registry::LookupSpan::span(registry, id) else {
-            return;
-        };
-        let mut ext = data.extensions_mut();
-        if let Some(current) = ext.get_mut::<Arc<SpanContext>>() {
-            let mut sc = (**current).clone();
-            sc.trace_id = ctx.trace_id;
-            sc.parent_span_id = Some(ctx.span_id);
-            sc.sampled = ctx.sampled;
-            // The span now starts this process's part of another trace: it is a local root
-            // (its own keep decision, not the enclosing span's).
-            sc.local_root = sc.span_id;
-            sc.keep = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
-            sc.parent = None;
-            sc.trace_state =
-                (!ctx.trace_state.is_empty()).then(|| Arc::new(ctx.trace_state.clone()));
-            sc.ensure_extras();
-            *current = Arc::new(sc);
-        }
+    update_span_context(span, |current| {
+        let mut sc = current.clone();
+        sc.trace_id = ctx.trace_id;
+        sc.parent_span_id = Some(ctx.span_id);
+        sc.sampled = ctx.sampled;
+        // The span now starts this process's part of another trace: it is a local root
+        // (its own keep decision, not the enclosing span's).
+        sc.local_root = sc.span_id;
+        sc.keep = Some(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        sc.parent = None;
+        sc.trace_state = (!ctx.trace_state.is_empty()).then(|| Arc::new(ctx.trace_state.clone()));
+        sc.ensure_extras();
+        Arc::new(sc)
     });
 }
 
@@ -189,9 +180,14 @@ pub fn set_parent(span: &tracing::Span, ctx: &TraceContext) {
 pub fn add_link(span: &tracing::Span, ctx: &TraceContext) {
     let max_links = span
         .with_subscriber(|(_, dispatch)| {
-            dispatch
+            let layer = dispatch
                 .downcast_ref::<crate::TelemetryLayer>()
-                .map(|layer| layer.limits().max_links)
+                .or_else(|| {
+                    dispatch
+                        .downcast_ref::<TelemetrySubscriber>()
+                        .map(|s| &s.layer)
+                });
+            layer.map(|layer| layer.limits().max_links)
         })
         .flatten()
         .unwrap_or(crate::config::SpanLimits::default().max_links);
@@ -210,12 +206,37 @@ pub(crate) fn current_sampled_ids() -> Option<(u128, u64)> {
     .flatten()
 }
 
+/// `f` on `span`'s context, whether the span belongs to the SDK's own subscriber or to a
+/// `tracing_subscriber` registry with a [`TelemetryLayer`](crate::TelemetryLayer).
 fn with_span_context<R>(span: &tracing::Span, f: impl FnOnce(&SpanContext) -> R) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
+        if let Some(own) = dispatch.downcast_ref::<TelemetrySubscriber>() {
+            return own.context(id).map(|sc| f(&sc));
+        }
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let data = tracing_subscriber::registry::LookupSpan::span(registry, id)?;
         let ext = data.extensions();
         ext.get::<Arc<SpanContext>>().map(|sc| f(sc))
     })
     .flatten()
+}
+
+/// Replaces `span`'s context with `f(current)` (see [`with_span_context`]).
+fn update_span_context(span: &tracing::Span, f: impl FnOnce(&SpanContext) -> Arc<SpanContext>) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(own) = dispatch.downcast_ref::<TelemetrySubscriber>() {
+            own.update(id, f);
+            return;
+        }
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        let Some(data) = tracing_subscriber::registry::LookupSpan::span(registry, id) else {
+            return;
+        };
+        let mut ext = data.extensions_mut();
+        if let Some(current) = ext.get_mut::<Arc<SpanContext>>() {
+            *current = f(current);
+        }
+    });
 }

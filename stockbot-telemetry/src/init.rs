@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_core::Level;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::collect::clock::{RecordClock, SimClock};
 use crate::collect::filter::{SharedFilter, parse_filter, to_log_level};
@@ -140,7 +139,9 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Validates, opens the sinks and starts the worker; sets no global.
+    /// Validates, opens the sinks and starts the worker; sets no global. The layer goes into a
+    /// `tracing_subscriber::registry()` of your own, beside other layers; without other layers,
+    /// [`build_dispatch`](Self::build_dispatch) is cheaper per span (same records).
     ///
     /// # Errors
     /// As [`init`], except [`ErrorKind::AlreadyInitialized`].
@@ -372,14 +373,16 @@ impl TelemetryBuilder {
         ))
     }
 
-    /// [`build`](Self::build), wrapped in a `tracing::Dispatch` (registry + our layer) for
-    /// scoped use with `tracing::dispatcher::with_default` — what the testing crate does.
+    /// [`build`](Self::build), wrapped in a `tracing::Dispatch` for scoped use with
+    /// `tracing::dispatcher::with_default` — what the testing crate does, and what [`init`]
+    /// installs. The subscriber behaves as `tracing_subscriber::registry().with(layer)` but
+    /// keeps span contexts in its own table (cheaper: no per-span allocation).
     ///
     /// # Errors
     /// As [`build`](Self::build).
     pub fn build_dispatch(self) -> Result<(tracing::Dispatch, TelemetryGuard), Error> {
         let (layer, guard) = self.build()?;
-        let subscriber = tracing_subscriber::registry().with(layer);
+        let subscriber = crate::collect::subscriber::TelemetrySubscriber::new(layer);
         Ok((tracing::Dispatch::new(subscriber), guard))
     }
 

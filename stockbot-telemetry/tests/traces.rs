@@ -539,3 +539,178 @@ fn instrument_trade_durations_carry_exemplars_of_their_own_span() {
         );
     }
 }
+
+/// One workload of every span operation: fields, `record`, children on this and another
+/// thread, explicit parents, roots, follows-from links, events, errors, remote parents.
+fn span_workload() {
+    let incoming: HashMap<String, String> = [(
+        "traceparent".to_owned(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+    )]
+    .into();
+    let root = info_span!(target: "traces", "route_order", cl_ord_id = "C-1", venue = tracing::field::Empty);
+    root.record("venue", "XNAS");
+    let cause = root.in_scope(|| {
+        let child = info_span!(target: "traces", "risk_check", risk_check = "notional");
+        child.in_scope(|| error!(target: "traces", "limit breached"));
+        child
+    });
+    let explicit = info_span!(target: "traces", parent: &root, "send_to_venue");
+    explicit.follows_from(&cause);
+    let detached = info_span!(target: "traces", parent: None, "heartbeat");
+    let remote = info_span!(target: "traces", "on_fill");
+    stockbot_telemetry::extract_into(&remote, &incoming).unwrap();
+    remote.in_scope(|| info!(target: "traces", "fill booked"));
+    // A span entered on one thread and closed on another.
+    let moved = root.in_scope(|| info_span!(target: "traces", "ack_order"));
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            moved.in_scope(|| info!(target: "traces", "acked"));
+            drop(moved);
+        })
+    })
+    .join()
+    .unwrap();
+    drop((root, cause, explicit, detached, remote));
+}
+
+/// The shape of a trace: who is whose parent (by name), attributes, events, links, errors.
+fn shape(spans: &[FinishedSpan]) -> Vec<String> {
+    let name_of = |id: u64| {
+        spans
+            .iter()
+            .find(|s| s.span_id == id)
+            .map_or("remote".to_owned(), |s| s.name.clone())
+    };
+    let mut out: Vec<String> = spans
+        .iter()
+        .map(|s| {
+            let same_trace: Vec<&str> = spans
+                .iter()
+                .filter(|o| o.trace_id == s.trace_id && o.span_id != s.span_id)
+                .map(|o| o.name.as_str())
+                .collect();
+            let mut same_trace = same_trace;
+            same_trace.sort_unstable();
+            format!(
+                "{} parent={:?} trace_with={same_trace:?} error={} attrs={:?} events={:?} links={:?}",
+                s.name,
+                s.parent_span_id.map(name_of),
+                s.error,
+                s.attributes
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("thread") && !k.starts_with("code."))
+                    .collect::<Vec<_>>(),
+                s.events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+                s.links.iter().map(|l| name_of(l.span_id)).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_layer_in_a_registry_records_what_the_sdk_subscriber_records() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let own = service("order-router", |_| {});
+    tracing::dispatcher::with_default(&own.dispatch, span_workload);
+    let own_spans = own.finished();
+
+    let mut c = config();
+    c.service.name = "order-router".into();
+    let (spans, logs) = (common::Buffer::default(), common::Buffer::default());
+    let (layer, guard) = TelemetryBuilder::new(c)
+        .with_writer("mem", logs.clone())
+        .with_span_writer("mem", spans.clone())
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, span_workload);
+    assert!(guard.flush(Duration::from_secs(10)));
+    let (layer_spans, malformed) = analysis::read_json_lines(&spans.text());
+    assert_eq!(malformed, 0);
+
+    assert_eq!(own_spans.len(), 6, "{own_spans:#?}");
+    assert_eq!(shape(&own_spans), shape(&layer_spans));
+    let remote = own_spans.iter().find(|s| s.name == "on_fill").unwrap();
+    assert_eq!(remote.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+    let heartbeat = own_spans.iter().find(|s| s.name == "heartbeat").unwrap();
+    assert_eq!(heartbeat.parent_span_id, None);
+    let root = own_spans.iter().find(|s| s.name == "route_order").unwrap();
+    assert_ne!(
+        heartbeat.trace_id, root.trace_id,
+        "parent: None starts a trace"
+    );
+    assert_eq!(root.attribute("venue.name"), Some("XNAS"), "recorded later");
+    let acked = own.logs.user_lines();
+    let acked = acked.iter().find(|l| l["message"] == "acked").unwrap();
+    assert_eq!(acked["span.name"], "ack_order", "{acked:?}");
+}
+
+#[test]
+fn scoped_subscribers_on_one_thread_do_not_see_each_others_spans() {
+    let (a, b) = (service("svc-a", |_| {}), service("svc-b", |_| {}));
+    tracing::dispatcher::with_default(&a.dispatch, || {
+        let _outer = info_span!(target: "traces", "outer").entered();
+        tracing::dispatcher::with_default(&b.dispatch, || {
+            let _inner = info_span!(target: "traces", "inner").entered();
+            assert!(stockbot_telemetry::current_context().is_some());
+        });
+        // Back in `a`: its span is current again.
+        let ctx = stockbot_telemetry::current_context().unwrap();
+        let _sibling = info_span!(target: "traces", "sibling").entered();
+        assert_eq!(
+            stockbot_telemetry::current_context().unwrap().trace_id,
+            ctx.trace_id
+        );
+    });
+    let (a, b) = (a.finished(), b.finished());
+    let inner = b.iter().find(|s| s.name == "inner").unwrap();
+    assert_eq!(
+        inner.parent_span_id, None,
+        "another subscriber's span is no parent"
+    );
+    let outer = a.iter().find(|s| s.name == "outer").unwrap();
+    let sibling = a.iter().find(|s| s.name == "sibling").unwrap();
+    assert_eq!(sibling.parent_span_id, Some(outer.span_id));
+}
+
+#[test]
+fn tens_of_thousands_of_live_spans_keep_their_own_ids() {
+    let s = service("order-router", |c| {
+        c.traces.queue_capacity = 1 << 16;
+    });
+    const LIVE: usize = 20_000; // several pages of the span table
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let root = info_span!(target: "traces", "batch");
+        let open: Vec<_> = (0..LIVE)
+            .map(|i| info_span!(target: "traces", parent: &root, "order", seq = i))
+            .collect();
+        // Every live span still knows its own context.
+        let ids: std::collections::HashSet<u64> = open
+            .iter()
+            .map(|span| span.in_scope(|| stockbot_telemetry::current_context().unwrap().span_id))
+            .collect();
+        assert_eq!(ids.len(), LIVE);
+        // Closing and reopening reuses slots: ids stay unique across generations.
+        drop(open);
+        for _ in 0..3 {
+            let _again: Vec<_> = (0..1_000)
+                .map(|i| info_span!(target: "traces", parent: &root, "order", seq = i))
+                .collect();
+        }
+    });
+    let spans = s.finished();
+    assert_eq!(spans.len(), LIVE + 3_000 + 1);
+    let unique: std::collections::HashSet<u64> = spans.iter().map(|s| s.span_id).collect();
+    assert_eq!(unique.len(), spans.len());
+    let root = spans.iter().find(|s| s.name == "batch").unwrap();
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.name == "order")
+            .all(|s| s.parent_span_id == Some(root.span_id))
+    );
+}

@@ -157,31 +157,14 @@ fn log_site_key(target: &str, file: Option<&str>, line: Option<u32>) -> usize {
     (h.finish() as usize) | 1
 }
 
-impl<S> Layer<S> for TelemetryLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.logs.filter.enabled(meta) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
-    }
-
-    fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        self.logs.filter.enabled(meta)
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(self.logs.filter.max_level())
-    }
-
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<Arc<SpanContext>>().cloned());
+impl TelemetryLayer {
+    /// A new span's context: ids, sampling decision (inherited from `parent`, or taken for a
+    /// root) and fields. Shared by the layer and the SDK's own subscriber.
+    pub(crate) fn open(
+        &self,
+        attrs: &Attributes<'_>,
+        parent: Option<Arc<SpanContext>>,
+    ) -> Arc<SpanContext> {
         let meta = attrs.metadata();
         let spans = self.spans.as_deref();
         let mut shared = SpanContext::new_shared(
@@ -205,24 +188,13 @@ where
             });
             sc.ensure_extras();
         }
-        let mut ext = span.extensions_mut();
-        // Another TelemetryLayer in the same registry may have set it already: share it.
-        if ext.get_mut::<Arc<SpanContext>>().is_none() {
-            ext.insert(shared);
-        }
+        shared
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        // Copy, then record without holding the span's lock: a field's `Debug` may itself emit
-        // events, open spans or record metrics.
-        let Some(mut sc) = span
-            .extensions()
-            .get::<Arc<SpanContext>>()
-            .map(|c| (**c).clone())
-        else {
-            return;
-        };
+    /// The context after `span.record(...)`: a copy with the new values (the current one may be
+    /// held by queued log records, which must keep what they saw).
+    pub(crate) fn recorded(&self, current: &SpanContext, values: &Record<'_>) -> Arc<SpanContext> {
+        let mut sc = current.clone();
         values.record(&mut SpanVisitor {
             ctx: &mut Bounded {
                 ctx: &mut sc,
@@ -231,12 +203,11 @@ where
             limit: self.logs.max_field_bytes,
         });
         sc.ensure_extras();
-        if let Some(current) = span.extensions_mut().get_mut::<Arc<SpanContext>>() {
-            *current = sc.shared();
-        }
+        sc.shared()
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+    /// An event, inside `span` when it has one.
+    pub(crate) fn event(&self, event: &Event<'_>, span: Option<Arc<SpanContext>>) {
         if self.pipeline.is_closed() {
             let p = &self.pipeline;
             p.acct
@@ -245,9 +216,6 @@ where
             p.acct.dropped(p.closed_reason());
             return;
         }
-        let span = ctx
-            .event_span(event)
-            .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned());
         if let Some(span) = &span {
             let level = *event.metadata().level();
             if level == tracing_core::Level::ERROR {
@@ -260,39 +228,18 @@ where
         self.capture(event, span);
     }
 
-    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        let context = |id: &Id| {
-            ctx.span(id)
-                .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned())
-        };
-        if let (Some(span), Some(cause)) = (context(id), context(follows))
-            && self.spans.is_some()
-            && span.is_recorded()
-        {
+    /// `span` follows from `cause`: a link, when the span is recorded.
+    pub(crate) fn follows(&self, span: &SpanContext, cause: &SpanContext) {
+        if self.spans.is_some() && span.is_recorded() {
             span.add_link(cause.trace_id, cause.span_id, self.limits().max_links);
         }
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
+    /// A closed span's context, taken out of its span: exported, held for the keep rules, or
+    /// recycled into this thread's pool when nothing else holds it.
+    pub(crate) fn finish(&self, sc: Arc<SpanContext>) {
         let Some(spans) = &self.spans else {
-            // Logs only: nothing is exported, so the context goes back to the pool (a recorded
-            // one is left for a span-recording layer that shares the registry).
-            let mut ext = span.extensions_mut();
-            if ext
-                .get_mut::<Arc<SpanContext>>()
-                .is_some_and(|sc| !sc.is_recorded())
-                && let Some(sc) = ext.remove::<Arc<SpanContext>>()
-            {
-                drop(ext);
-                SpanContext::recycle(sc);
-            }
-            return;
-        };
-        // The layer that records spans takes the context out of the span (the registry clears
-        // it right after): when nothing else holds it, it goes back to this thread's pool. A
-        // logs-only layer sharing the registry leaves it for the spans layer.
-        let Some(sc) = span.extensions_mut().remove::<Arc<SpanContext>>() else {
+            SpanContext::recycle(sc);
             return;
         };
         if !sc.sampled && !sc.audit && spans.keep.is_none() {
@@ -324,5 +271,110 @@ where
                 }
             }
         }
+    }
+
+    /// A span that could not be stored (the live-span table is full): counted as emitted and
+    /// dropped when it would have been exported.
+    pub(crate) fn lost(&self, sc: &SpanContext) {
+        if let Some(spans) = &self.spans
+            && (sc.sampled || sc.audit)
+        {
+            let acct = &spans.pipeline.acct;
+            acct.emitted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            acct.dropped(crate::export::accounting::DropReason::QueueFull);
+        }
+    }
+}
+
+/// As a `tracing_subscriber` layer the span contexts live in the registry's extensions.
+impl<S> Layer<S> for TelemetryLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.logs.filter.enabled(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        self.logs.filter.enabled(meta)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.logs.filter.max_level())
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<Arc<SpanContext>>().cloned());
+        let shared = self.open(attrs, parent);
+        let mut ext = span.extensions_mut();
+        // Another TelemetryLayer in the same registry may have set it already: share it.
+        if ext.get_mut::<Arc<SpanContext>>().is_none() {
+            ext.insert(shared);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        // Copy, then record without holding the span's lock: a field's `Debug` may itself emit
+        // events, open spans or record metrics.
+        let Some(current) = span.extensions().get::<Arc<SpanContext>>().cloned() else {
+            return;
+        };
+        let sc = self.recorded(&current, values);
+        if let Some(current) = span.extensions_mut().get_mut::<Arc<SpanContext>>() {
+            *current = sc;
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let span = if self.pipeline.is_closed() {
+            None
+        } else {
+            ctx.event_span(event)
+                .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned())
+        };
+        self.event(event, span);
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let context = |id: &Id| {
+            ctx.span(id)
+                .and_then(|s| s.extensions().get::<Arc<SpanContext>>().cloned())
+        };
+        if let (Some(span), Some(cause)) = (context(id), context(follows)) {
+            self.follows(&span, &cause);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        if self.spans.is_none() {
+            // Logs only: nothing is exported, so the context goes back to the pool (a recorded
+            // one is left for a span-recording layer that shares the registry).
+            let mut ext = span.extensions_mut();
+            if ext
+                .get_mut::<Arc<SpanContext>>()
+                .is_some_and(|sc| !sc.is_recorded())
+                && let Some(sc) = ext.remove::<Arc<SpanContext>>()
+            {
+                drop(ext);
+                SpanContext::recycle(sc);
+            }
+            return;
+        }
+        // The layer that records spans takes the context out of the span (the registry clears
+        // it right after). A logs-only layer sharing the registry leaves it for this one.
+        let Some(sc) = span.extensions_mut().remove::<Arc<SpanContext>>() else {
+            return;
+        };
+        self.finish(sc);
     }
 }

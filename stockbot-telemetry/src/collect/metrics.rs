@@ -53,8 +53,20 @@ struct SeriesMap {
 /// The series sharing one key hash (almost always one).
 type Bucket = smallvec::SmallVec<[(Key, Arc<Series>); 1]>;
 
+/// Keys built from the same `&'static str`s (every static key: the macros' and the trading
+/// catalogue's) compare by address, without reading the bytes.
+fn same_str(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 fn same_key(a: &Key, b: &Key) -> bool {
-    a.get_hash() == b.get_hash() && a.name() == b.name() && (a.labels().eq(b.labels()) || a == b)
+    a.get_hash() == b.get_hash()
+        && same_str(a.name(), b.name())
+        && ((a.labels().len() == b.labels().len()
+            && a.labels()
+                .zip(b.labels())
+                .all(|(x, y)| same_str(x.key(), y.key()) && same_str(x.value(), y.value())))
+            || a == b)
 }
 
 impl SeriesMap {

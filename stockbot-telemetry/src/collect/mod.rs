@@ -10,6 +10,7 @@ pub mod propagation;
 pub(crate) mod record;
 pub(crate) mod slo;
 pub(crate) mod span;
+pub(crate) mod subscriber;
 pub(crate) mod system;
 
 pub use layer::TelemetryLayer;

@@ -2,8 +2,9 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_core::field::{Field as TracingField, Visit};
 
@@ -257,7 +258,7 @@ impl Clone for SpanContext {
             start_stamp: self.start_stamp,
             fields: self.fields.clone(),
             parent: self.parent.clone(),
-            error: AtomicBool::new(self.error.load(std::sync::atomic::Ordering::Relaxed)),
+            error: AtomicBool::new(self.error.load(Relaxed)),
             local_root: self.local_root,
             keep: self.keep.clone(),
             trace_state: self.trace_state.clone(),
@@ -277,48 +278,76 @@ impl SpanContext {
         start_stamp: u64,
         keep_rules: bool,
     ) -> Self {
-        let span_id = random_u64_nonzero();
-        let (trace_id, audit, parent_span_id, sampled, local_root, keep, trace_state) =
-            match &parent {
-                Some(p) => (
-                    p.trace_id,
-                    p.audit,
-                    Some(p.span_id),
-                    p.sampled,
-                    p.local_root,
-                    p.keep.clone(),
-                    p.trace_state.clone(),
-                ),
-                None => {
-                    let trace_id = random_u128_nonzero();
-                    let sampled = sample_root(trace_id);
-                    let keep = (keep_rules && !sampled).then(|| Arc::new(AtomicBool::new(false)));
-                    (trace_id, false, None, sampled, span_id, keep, None)
-                }
-            };
-        SpanContext {
-            trace_id,
-            span_id,
-            parent_span_id,
-            sampled,
+        let mut sc = SpanContext {
+            trace_id: 0,
+            span_id: 0,
+            parent_span_id: None,
+            sampled: false,
             name,
             target,
-            audit,
+            audit: false,
             start_stamp,
             fields: Vec::new(),
-            parent,
+            parent: None,
             error: AtomicBool::new(false),
-            local_root,
-            keep,
-            trace_state,
+            local_root: 0,
+            keep: None,
+            trace_state: None,
             dropped_attributes: 0,
             dropped_names: Vec::new(),
             extras: None,
+        };
+        sc.fill(name, target, parent, sample_root, start_stamp, keep_rules);
+        sc
+    }
+
+    /// Gives a new or [`reset`](Self::reset) context its ids and its sampling decision
+    /// (inherited from `parent`, or taken for a root), keeping its field vector's capacity and,
+    /// for a recorded span, its event store.
+    fn fill(
+        &mut self,
+        name: &'static str,
+        target: &'static str,
+        parent: Option<Arc<SpanContext>>,
+        sample_root: impl FnOnce(u128) -> bool,
+        start_stamp: u64,
+        keep_rules: bool,
+    ) {
+        let span_id = random_u64_nonzero();
+        match &parent {
+            Some(p) => {
+                self.trace_id = p.trace_id;
+                self.audit = p.audit;
+                self.parent_span_id = Some(p.span_id);
+                self.sampled = p.sampled;
+                self.local_root = p.local_root;
+                self.keep.clone_from(&p.keep);
+                self.trace_state.clone_from(&p.trace_state);
+            }
+            None => {
+                let trace_id = random_u128_nonzero();
+                let sampled = sample_root(trace_id);
+                self.trace_id = trace_id;
+                self.audit = false;
+                self.parent_span_id = None;
+                self.sampled = sampled;
+                self.local_root = span_id;
+                self.keep = (keep_rules && !sampled).then(|| Arc::new(AtomicBool::new(false)));
+                self.trace_state = None;
+            }
         }
+        self.span_id = span_id;
+        self.name = name;
+        self.target = target;
+        self.start_stamp = start_stamp;
+        self.parent = parent;
+        *self.error.get_mut() = false;
+        self.dropped_attributes = 0;
     }
 
     /// As [`SpanContext::new`], in a shared allocation taken from this thread's pool of
-    /// recycled contexts when it has one (their field vectors keep their capacity).
+    /// recycled contexts when it has one (their field vectors and event stores keep their
+    /// capacity). An empty pool takes a batch of the contexts the export worker gave back.
     pub(crate) fn new_shared(
         name: &'static str,
         target: &'static str,
@@ -327,39 +356,74 @@ impl SpanContext {
         start_stamp: u64,
         keep_rules: bool,
     ) -> Arc<Self> {
-        let fresh = SpanContext::new(name, target, parent, sample_root, start_stamp, keep_rules);
         let pooled = POOL
-            .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))
+            .try_with(|p| {
+                let mut p = p.try_borrow_mut().ok()?;
+                if p.is_empty() && RETURNED_LEN.load(Relaxed) > 0 {
+                    let mut returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
+                    let from = returned.len().saturating_sub(REFILL);
+                    p.extend(returned.drain(from..));
+                    RETURNED_LEN.store(returned.len(), Relaxed);
+                }
+                p.pop()
+            })
             .ok()
             .flatten();
-        match pooled {
-            Some(mut shared) => match Arc::get_mut(&mut shared) {
-                Some(slot) => {
-                    let fields = std::mem::take(&mut slot.fields);
-                    *slot = SpanContext { fields, ..fresh };
-                    shared
-                }
-                None => Arc::new(fresh),
-            },
-            None => Arc::new(fresh),
+        if let Some(mut shared) = pooled
+            && let Some(slot) = Arc::get_mut(&mut shared)
+        {
+            slot.fill(name, target, parent, sample_root, start_stamp, keep_rules);
+            return shared;
         }
+        Arc::new(SpanContext::new(
+            name,
+            target,
+            parent,
+            sample_root,
+            start_stamp,
+            keep_rules,
+        ))
     }
 
-    /// Returns a closed span's context to this thread's pool when nothing else holds it (a
-    /// queued log record or an exported span keeps it alive instead).
-    pub(crate) fn recycle(mut this: Arc<Self>) {
-        let Some(sc) = Arc::get_mut(&mut this) else {
-            return;
-        };
-        sc.parent = None;
+    /// Clears a context nothing else holds for reuse; gives back its parent (when this was the
+    /// last holder of it too) for the same treatment.
+    fn reset(this: &mut Arc<Self>) -> Result<Option<Arc<Self>>, ()> {
+        let sc = Arc::get_mut(this).ok_or(())?;
+        let parent = sc.parent.take();
         sc.keep = None;
         sc.trace_state = None;
-        sc.extras = None;
+        // The event store is kept (emptied) when nothing else holds it.
+        if let Some(extras) = &mut sc.extras {
+            match Arc::get_mut(extras) {
+                Some(e) => {
+                    let e = e.get_mut().unwrap_or_else(PoisonError::into_inner);
+                    e.events.clear();
+                    e.links.clear();
+                    e.dropped_events = 0;
+                    e.dropped_links = 0;
+                    e.status_message = None;
+                    if e.events.capacity() > MAX_POOLED_FIELDS {
+                        e.events = Vec::new();
+                    }
+                }
+                None => sc.extras = None,
+            }
+        }
         sc.dropped_names.clear();
         sc.fields.clear();
         if sc.fields.capacity() > MAX_POOLED_FIELDS {
             sc.fields = Vec::new();
         }
+        Ok(parent)
+    }
+
+    /// Returns a closed span's context to this thread's pool when nothing else holds it (a
+    /// queued log record or an exported span keeps it alive instead).
+    pub(crate) fn recycle(mut this: Arc<Self>) {
+        let Ok(parent) = Self::reset(&mut this) else {
+            return;
+        };
+        drop(parent);
         let _ = POOL.try_with(|p| {
             if let Ok(mut p) = p.try_borrow_mut()
                 && p.len() < POOL_SIZE
@@ -367,6 +431,28 @@ impl SpanContext {
                 p.push(this);
             }
         });
+    }
+
+    /// Gives the contexts of exported spans (and of their parents, when these were the last
+    /// holders) back to the callers' threads, which take them in batches: on the sampled path
+    /// the export worker, not the caller, drops the last reference.
+    pub(crate) fn give_back(contexts: &mut Vec<Arc<Self>>) {
+        let mut ready = Vec::with_capacity(contexts.len());
+        let mut next = contexts.pop();
+        while let Some(mut ctx) = next {
+            match Self::reset(&mut ctx) {
+                Ok(parent) => {
+                    ready.push(ctx);
+                    next = parent.or_else(|| contexts.pop());
+                }
+                Err(()) => next = contexts.pop(),
+            }
+        }
+        let mut returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = RETURNED_MAX.saturating_sub(returned.len());
+        ready.truncate(room);
+        returned.append(&mut ready);
+        RETURNED_LEN.store(returned.len(), Relaxed);
     }
 
     /// Whether the span's data is kept (exported, or held for the local keep rules).
@@ -454,7 +540,7 @@ impl SpanContext {
         ) || (name == "otel.status_code"
             && matches!(value, OwnedValue::Str(s) if s.eq_ignore_ascii_case("error")));
         if is_error {
-            self.error.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.error.store(true, Relaxed);
         }
     }
 
@@ -541,6 +627,15 @@ thread_local! {
 
 /// Contexts kept per thread for reuse: bounds the pool's memory.
 const POOL_SIZE: usize = 64;
+/// Contexts of exported spans, waiting for a caller's thread to take them (see
+/// [`SpanContext::give_back`]).
+static RETURNED: Mutex<Vec<Arc<SpanContext>>> = Mutex::new(Vec::new());
+/// How many [`RETURNED`] holds (read without its lock, so empty pools do not contend for it).
+static RETURNED_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Most contexts [`RETURNED`] holds: bounds its memory.
+const RETURNED_MAX: usize = 4096;
+/// Contexts a thread's empty pool takes from [`RETURNED`] at once.
+const REFILL: usize = 32;
 /// A pooled context's field vector is kept only up to this capacity.
 const MAX_POOLED_FIELDS: usize = 32;
 
@@ -587,6 +682,45 @@ pub(crate) fn random_u128_nonzero() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recorded(parent: Option<Arc<SpanContext>>) -> Arc<SpanContext> {
+        let mut sc = SpanContext::new("s", "t", parent, |_| true, 0, false);
+        sc.set("venue", OwnedValue::Str("XNAS".into()));
+        sc.ensure_extras();
+        Arc::new(sc)
+    }
+
+    #[test]
+    fn exported_contexts_and_their_last_held_parents_go_back_emptied() {
+        let parent = recorded(None);
+        let child = recorded(Some(Arc::clone(&parent)));
+        child.add_link(1, 2, 8);
+        let held = recorded(None);
+        let keeps_held = Arc::clone(&held);
+        let ptrs = [
+            Arc::as_ptr(&parent),
+            Arc::as_ptr(&child),
+            Arc::as_ptr(&held),
+        ];
+        drop(parent);
+        SpanContext::give_back(&mut vec![child, held]);
+        // Other tests' workers give back too: look for ours by address.
+        let mut returned = RETURNED.lock().unwrap();
+        let ours: Vec<Arc<SpanContext>> = returned
+            .extract_if(.., |c| ptrs.contains(&Arc::as_ptr(c)))
+            .collect();
+        drop(returned);
+        // The child and the parent it held last; not the one still referenced elsewhere.
+        assert_eq!(ours.len(), 2);
+        assert!(ours.iter().all(|c| Arc::as_ptr(c) != ptrs[2]));
+        for ctx in &ours {
+            assert!(ctx.fields.is_empty() && ctx.parent.is_none() && ctx.keep.is_none());
+            assert!(ctx.extras.is_some(), "the event store is kept for reuse");
+            assert!(ctx.take_extras().links.is_empty(), "and emptied");
+        }
+        // The worker's reference to the one still held elsewhere is simply dropped.
+        assert_eq!(Arc::strong_count(&keeps_held), 1);
+    }
 
     #[test]
     fn text_is_inline_up_to_its_capacity_and_cut_at_the_limit() {

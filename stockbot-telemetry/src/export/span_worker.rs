@@ -190,13 +190,17 @@ impl SpanWorker {
     pub(crate) fn run(mut self) {
         let mut seen = 0;
         let mut records = Vec::with_capacity(self.batch_max);
+        let mut done = Vec::with_capacity(self.batch_max);
         loop {
             let (epoch, shutdown, _) = self.pipeline.worker_round();
             let pipeline = Arc::clone(&self.pipeline);
             pipeline.drain_round(!shutdown, self.batch_max, &mut records, |chunk| {
                 for rec in chunk.drain(..) {
                     self.encode(&rec);
+                    done.push(rec.ctx);
                 }
+                // Encoded: the contexts go back to the callers' pools.
+                SpanContext::give_back(&mut done);
             });
             self.write();
             for slot in &mut self.sinks {
