@@ -83,17 +83,42 @@ pub enum NamingError {
         /// The offending metric name.
         name: String,
         /// The non-base unit found, with its leading underscore (e.g. `"_ms"`).
-        found: &'static str,
-        /// The base unit to use instead (one of [`BASE_UNIT_SUFFIXES`]).
+        found: String,
+        /// The base unit to use instead (e.g. `"_seconds"`; for time, sizes and
+        /// ratios one of [`BASE_UNIT_SUFFIXES`]).
         use_instead: &'static str,
     },
-    /// A histogram's name ends in `_bucket`, `_count` or `_sum`, which collide
-    /// with the series the histogram itself exposes.
+    /// A histogram's or gauge's name ends in `_bucket`, `_count` or `_sum`,
+    /// which belong to the series a histogram exposes (`promtool` flags them
+    /// on any other kind).
     ReservedSuffix {
         /// The offending metric name.
         name: String,
         /// The suffix found, with its leading underscore.
         suffix: &'static str,
+    },
+    /// The name has a `_<abbreviation>_` word (or last word) that `promtool`
+    /// reads as an abbreviated unit: `s`, `ms`, `us`, `ns`, `sec`, `b`, `kb`,
+    /// `mb`, `gb`, `tb`, `pb`, `m`, `h`, `d`.
+    AbbreviatedUnit {
+        /// The offending metric name.
+        name: String,
+        /// The word found, with its leading underscore (e.g. `"_h"`).
+        found: &'static str,
+    },
+    /// The name is camelCase (a lowercase letter followed by an uppercase
+    /// one); Prometheus names are snake_case.
+    CamelCase {
+        /// The offending metric or label name.
+        name: String,
+    },
+    /// The metric's name repeats its own type (`_counter`, `_gauge`,
+    /// `_histogram` as a word).
+    TypeInName {
+        /// The offending metric name.
+        name: String,
+        /// The kind of the metric.
+        kind: MetricKind,
     },
 }
 
@@ -155,8 +180,23 @@ impl fmt::Display for NamingError {
             }
             Self::ReservedSuffix { name, suffix } => write!(
                 f,
-                "histogram `{name}` ends in `{suffix}`, which collides with the `_bucket`, `_count` \
-                 and `_sum` series the histogram exposes: rename it without the suffix"
+                "metric `{name}` ends in `{suffix}`, which belongs to the `_bucket`, `_count` \
+                 and `_sum` series a histogram exposes: rename it without the suffix"
+            ),
+            Self::AbbreviatedUnit { name, found } => write!(
+                f,
+                "metric `{name}` has the word `{found}`, an abbreviated unit to Prometheus' linter: \
+                 spell the unit out in its base unit (`_seconds`, `_bytes`, `_meters`) or use \
+                 another word"
+            ),
+            Self::CamelCase { name } => write!(
+                f,
+                "name `{name}` is camelCase: Prometheus names are snake_case (`a_b`, not `aB`)"
+            ),
+            Self::TypeInName { name, kind } => write!(
+                f,
+                "metric `{name}` repeats its type `{}` in its name: remove the word",
+                kind.name()
             ),
         }
     }
@@ -193,8 +233,8 @@ const fn unit(found: &'static str, base: &'static str) -> NonBaseUnit {
 
 /// Non-base units that are rejected.
 ///
-/// `_us` is only matched as a suffix: in the middle of a name it usually
-/// means the United States (`stockbot_us_equities_orders_total`).
+/// `_us` is only matched here as a suffix (as microseconds); in the middle of
+/// a name the linter still reads it as a unit ([`NamingError::AbbreviatedUnit`]).
 const NON_BASE_UNITS: &[NonBaseUnit] = &[
     unit("_milliseconds", "_seconds"),
     unit("_millis", "_seconds"),
@@ -223,6 +263,92 @@ const NON_BASE_UNITS: &[NonBaseUnit] = &[
     unit("_pct", "_ratio"),
     unit("_basis_points", "_bps"),
 ];
+
+/// Unit words of Prometheus' linter (promlint, behind `promtool check
+/// metrics`): base units, and the others with the base unit to use instead.
+const PROMLINT_UNITS: &[(&str, Option<&str>)] = &[
+    ("amperes", None),
+    ("bytes", None),
+    ("celsius", None),
+    ("grams", None),
+    ("joules", None),
+    ("kelvin", None),
+    ("meters", None),
+    ("metres", None),
+    ("seconds", None),
+    ("volts", None),
+    ("minutes", Some("_seconds")),
+    ("hours", Some("_seconds")),
+    ("days", Some("_seconds")),
+    ("weeks", Some("_seconds")),
+    ("kelvins", Some("_kelvin")),
+    ("fahrenheit", Some("_celsius")),
+    ("rankine", Some("_celsius")),
+    ("inches", Some("_meters")),
+    ("yards", Some("_meters")),
+    ("miles", Some("_meters")),
+    ("bits", Some("_bytes")),
+    ("calories", Some("_joules")),
+    ("pounds", Some("_grams")),
+    ("ounces", Some("_grams")),
+];
+
+/// Prefixes that make any of [`PROMLINT_UNITS`] a non-base unit
+/// (`kilobytes`, `millivolts`).
+const PROMLINT_PREFIXES: &[&str] = &[
+    "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi", "mega",
+    "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+];
+
+/// A word of `name` that is a prefixed or non-base unit to the linter, with
+/// the base unit to use.
+fn promlint_non_base_unit(name: &str) -> Option<(String, &'static str)> {
+    name.split('_').find_map(|word| {
+        PROMLINT_UNITS.iter().find_map(|&(unit, base)| {
+            let prefix = word.strip_suffix(unit)?;
+            let base = match (prefix, base) {
+                ("", None) => return None,
+                ("", Some(base)) => base,
+                (p, b) if PROMLINT_PREFIXES.contains(&p) => b.unwrap_or(match unit {
+                    "amperes" => "_amperes",
+                    "bytes" => "_bytes",
+                    "celsius" => "_celsius",
+                    "grams" => "_grams",
+                    "joules" => "_joules",
+                    "kelvin" => "_kelvin",
+                    "meters" | "metres" => "_meters",
+                    "volts" => "_volts",
+                    _ => "_seconds",
+                }),
+                _ => return None,
+            };
+            Some((format!("_{word}"), base))
+        })
+    })
+}
+
+/// Words the linter reads as abbreviated units, with their underscore.
+const ABBREVIATION_WORDS: &[&str] = &[
+    "_s", "_ms", "_us", "_ns", "_sec", "_b", "_kb", "_mb", "_gb", "_tb", "_pb", "_m", "_h", "_d",
+];
+
+/// The first `_<abbreviation>_` word, or `_<abbreviation>` ending, of `name`
+/// (lowercased, as the linter compares).
+fn abbreviated_unit(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    ABBREVIATION_WORDS
+        .iter()
+        .copied()
+        .find(|w| lower.ends_with(w) || lower.contains(&format!("{w}_")))
+}
+
+/// A lowercase ASCII letter followed by an uppercase one (the linter's
+/// camelCase test).
+fn is_camel_case(name: &str) -> bool {
+    name.as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+}
 
 /// Checks the Prometheus name syntax shared by metrics and labels.
 fn validate_syntax(name: &str) -> Result<(), NamingError> {
@@ -267,16 +393,22 @@ fn find_non_base_unit(name: &str, kind: MetricKind) -> Option<&'static NonBaseUn
 ///
 /// Checks, in this order: [`NamingError::Empty`], [`NamingError::InvalidChar`]
 /// (`[a-zA-Z_][a-zA-Z0-9_]*`), [`NamingError::Reserved`] (leading `__`),
-/// [`NamingError::MissingNamespace`] (must start with `<namespace>_`; skipped
-/// if `namespace` is empty), [`NamingError::ReservedSuffix`] (histograms
-/// ending in `_bucket`, `_count` or `_sum`),
-/// [`NamingError::TotalOnNonCounter`] / [`NamingError::CounterWithoutTotal`],
-/// and [`NamingError::NonBaseUnit`].
+/// [`NamingError::CamelCase`], [`NamingError::MissingNamespace`] (must start
+/// with `<namespace>_`; skipped if `namespace` is empty),
+/// [`NamingError::ReservedSuffix`] (histograms and gauges ending in
+/// `_bucket`, `_count` or `_sum`), [`NamingError::TotalOnNonCounter`] /
+/// [`NamingError::CounterWithoutTotal`], [`NamingError::NonBaseUnit`],
+/// [`NamingError::AbbreviatedUnit`] and [`NamingError::TypeInName`]. A name
+/// that passes is also clean for `promtool check metrics`' linter.
 ///
 /// Non-base units are matched as the last word of the name (before `_total`
-/// for counters) or as a `_<unit>_` word anywhere in it, except `_us`, which
-/// is only matched as the last word. Unit-less names such as
-/// `stockbot_orders_submitted_total` are fine: counts need no unit.
+/// for counters) or as a `_<unit>_` word anywhere in it, and so are the
+/// linter's unit words (`_days`, `_kilograms`, `_millivolts`, …). The
+/// linter also reads `_s`, `_ms`, `_us`, `_ns`, `_sec`, `_b`, `_kb`, `_mb`,
+/// `_gb`, `_tb`, `_pb`, `_m`, `_h` and `_d` as abbreviated units wherever
+/// they stand as a word, so they are refused too (spell a region out:
+/// `stockbot_usa_equities_orders_total`, not `_us_`). Unit-less names such
+/// as `stockbot_orders_submitted_total` are fine: counts need no unit.
 ///
 /// # Errors
 ///
@@ -287,6 +419,11 @@ pub fn validate_metric_name(
     namespace: &str,
 ) -> Result<(), NamingError> {
     validate_syntax(name)?;
+    if is_camel_case(name) {
+        return Err(NamingError::CamelCase {
+            name: name.to_owned(),
+        });
+    }
     if !namespace.is_empty()
         && !name
             .strip_prefix(namespace)
@@ -297,7 +434,7 @@ pub fn validate_metric_name(
             namespace: namespace.to_owned(),
         });
     }
-    if kind == MetricKind::Histogram
+    if kind != MetricKind::Counter
         && let Some(suffix) = ["_bucket", "_count", "_sum"]
             .into_iter()
             .find(|suffix| name.ends_with(suffix))
@@ -325,21 +462,49 @@ pub fn validate_metric_name(
     if let Some(unit) = find_non_base_unit(name, kind) {
         return Err(NamingError::NonBaseUnit {
             name: name.to_owned(),
-            found: unit.found,
+            found: unit.found.to_owned(),
             use_instead: unit.base,
+        });
+    }
+    if let Some((found, use_instead)) = promlint_non_base_unit(name) {
+        return Err(NamingError::NonBaseUnit {
+            name: name.to_owned(),
+            found,
+            use_instead,
+        });
+    }
+    if let Some(found) = abbreviated_unit(name) {
+        return Err(NamingError::AbbreviatedUnit {
+            name: name.to_owned(),
+            found,
+        });
+    }
+    let lower = name.to_ascii_lowercase();
+    let type_word = format!("_{}", kind.name());
+    if lower.ends_with(&type_word) || lower.contains(&format!("{type_word}_")) {
+        return Err(NamingError::TypeInName {
+            name: name.to_owned(),
+            kind,
         });
     }
     Ok(())
 }
 
-/// Validates a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
+/// Validates a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`,
+/// not camelCase.
 ///
 /// # Errors
 ///
-/// [`NamingError::Empty`], [`NamingError::InvalidChar`] or
-/// [`NamingError::Reserved`].
+/// [`NamingError::Empty`], [`NamingError::InvalidChar`],
+/// [`NamingError::Reserved`] or [`NamingError::CamelCase`].
 pub fn validate_label_name(name: &str) -> Result<(), NamingError> {
-    validate_syntax(name)
+    validate_syntax(name)?;
+    if is_camel_case(name) {
+        return Err(NamingError::CamelCase {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether `label` equals `canonical` with every `.` replaced by `_`.
@@ -392,13 +557,15 @@ mod tests {
             ("stockbot_cpu_seconds_total", Counter),
             ("stockbot_queue_depth", Gauge),
             ("stockbot_x", Gauge),
-            ("stockbot_us_equities_orders_total", Counter),
+            ("stockbot_usa_equities_orders_total", Counter),
+            ("stockbot_thermometers", Gauge),
+            ("stockbot_mass_grams", Gauge),
             ("stockbot_status", Gauge),
             ("stockbot_items_total", Counter),
             ("stockbot_dns_lookups_total", Counter),
             ("stockbot_v2_orders_total", Counter),
             ("stockbot_Orders_total", Counter),
-            ("stockbot_account_count", Gauge),
+            ("stockbot_accounts", Gauge),
             ("stockbot_latency_sum_seconds", Histogram),
         ] {
             assert_eq!(check(name, kind), Ok(()), "{name} ({kind:?})");
@@ -496,8 +663,15 @@ mod tests {
                 "{name}"
             );
         }
-        // Only histograms are affected.
-        assert_eq!(check("stockbot_fills_count", Gauge), Ok(()));
+        // Gauges too (promtool flags `_count`/`_sum`/`_bucket` on anything but a
+        // histogram); counters end in `_total` anyway.
+        assert!(matches!(
+            err("stockbot_fills_count", Gauge),
+            NamingError::ReservedSuffix {
+                suffix: "_count",
+                ..
+            }
+        ));
         // ReservedSuffix comes before the unit check.
         assert!(matches!(
             err("stockbot_latency_ms_bucket", Histogram),
@@ -591,7 +765,7 @@ mod tests {
                 err(name, kind),
                 NamingError::NonBaseUnit {
                     name: name.to_owned(),
-                    found,
+                    found: found.to_owned(),
                     use_instead,
                 },
                 "{name}"
@@ -691,8 +865,8 @@ mod tests {
         );
         assert_eq!(
             msg("stockbot_latency_seconds_bucket", Histogram),
-            "histogram `stockbot_latency_seconds_bucket` ends in `_bucket`, which collides with the \
-             `_bucket`, `_count` and `_sum` series the histogram exposes: rename it without the suffix"
+            "metric `stockbot_latency_seconds_bucket` ends in `_bucket`, which belongs to the \
+             `_bucket`, `_count` and `_sum` series a histogram exposes: rename it without the suffix"
         );
     }
 
@@ -700,6 +874,83 @@ mod tests {
     fn naming_error_is_std_error() {
         let e: Box<dyn std::error::Error + Send + Sync> = Box::new(NamingError::Empty);
         assert!(e.source().is_none());
+    }
+
+    #[test]
+    fn what_promtool_lints_is_refused() {
+        // Abbreviated units, wherever they stand as a word (compared lowercase).
+        for (name, kind, found) in [
+            ("stockbot_us_equities_orders_total", Counter, "_us"),
+            ("stockbot_uptime_h", Gauge, "_h"),
+            ("stockbot_orders_d_total", Counter, "_d"),
+            ("stockbot_wait_S", Gauge, "_s"),
+            ("stockbot_disk_tb_free", Gauge, "_tb"),
+            ("stockbot_age_sec", Gauge, "_sec"),
+        ] {
+            assert_eq!(
+                err(name, kind),
+                NamingError::AbbreviatedUnit {
+                    name: name.to_owned(),
+                    found,
+                },
+                "{name}"
+            );
+        }
+        // The linter's unit words, prefixed or not base units.
+        for (name, found, use_instead) in [
+            ("stockbot_holding_days", "_days", "_seconds"),
+            ("stockbot_order_weight_kilograms", "_kilograms", "_grams"),
+            ("stockbot_psu_millivolts", "_millivolts", "_volts"),
+            ("stockbot_cable_miles", "_miles", "_meters"),
+            ("stockbot_room_fahrenheit", "_fahrenheit", "_celsius"),
+            ("stockbot_link_kilometers_total", "_kilometers", "_meters"),
+        ] {
+            let kind = if name.ends_with("_total") {
+                Counter
+            } else {
+                Gauge
+            };
+            assert_eq!(
+                err(name, kind),
+                NamingError::NonBaseUnit {
+                    name: name.to_owned(),
+                    found: found.to_owned(),
+                    use_instead,
+                },
+                "{name}"
+            );
+        }
+        for (name, kind) in [
+            ("stockbot_orders_counter_total", Counter),
+            ("stockbot_depth_gauge", Gauge),
+            ("stockbot_histogram_latency_seconds", Histogram),
+        ] {
+            assert_eq!(
+                err(name, kind),
+                NamingError::TypeInName {
+                    name: name.to_owned(),
+                    kind,
+                },
+                "{name}"
+            );
+        }
+        assert_eq!(
+            err("stockbot_fillRate", Gauge),
+            NamingError::CamelCase {
+                name: "stockbot_fillRate".to_owned()
+            }
+        );
+        assert_eq!(
+            validate_label_name("orderType"),
+            Err(NamingError::CamelCase {
+                name: "orderType".to_owned()
+            })
+        );
+        assert!(
+            err("stockbot_uptime_h", Gauge)
+                .to_string()
+                .contains("abbreviated unit")
+        );
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl Rejection {
         match e {
             E::MissingNamespace { .. } => Rejection::MissingNamespace,
             E::CounterWithoutTotal { .. } | E::TotalOnNonCounter { .. } => Rejection::CounterSuffix,
-            E::NonBaseUnit { .. } => Rejection::NonBaseUnit,
+            E::NonBaseUnit { .. } | E::AbbreviatedUnit { .. } => Rejection::NonBaseUnit,
             E::ReservedSuffix { .. } => Rejection::ReservedSuffix,
             _ => Rejection::InvalidName,
         }
@@ -1045,7 +1045,7 @@ mod tests {
         let r = registry(10);
         let held = metrics::with_local_recorder(&r, || {
             metrics::counter!("stockbot_a_total", "venue" => "X").increment(1);
-            metrics::counter!("stockbot_b_total")
+            metrics::counter!("stockbot_beta_total")
         });
         let t0 = Instant::now();
         assert_eq!(r.registry.expire_idle(t0), 0);
