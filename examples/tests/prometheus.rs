@@ -176,3 +176,60 @@ fn promtool_accepts_the_exposition_after_ten_thousand_label_values() {
     assert_eq!(series, 101, "cap + one overflow series");
     assert!(!exposition.contains("order_id=\""));
 }
+
+#[test]
+fn prometheus_scrapes_an_endpoint_that_requires_basic_auth() {
+    let mut c = stockbot_telemetry::Config::for_service("auth-check");
+    c.log.stdout = false;
+    c.log.file.enabled = false;
+    c.traces.file.enabled = false;
+    c.metrics.system.enabled = false;
+    c.metrics.listen = "127.0.0.1:0".into();
+    c.metrics.auth = Some(stockbot_telemetry::ScrapeAuth::Basic {
+        username: "prometheus".into(),
+        password: stockbot_telemetry::Secret::new("s3cret-Passw0rd"),
+    });
+    let (_, guard) = stockbot_telemetry::TelemetryBuilder::new(c)
+        .with_writer("null", std::io::sink())
+        .build()
+        .unwrap();
+    let recorder = guard.metrics_recorder().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("stockbot_auth_check_events_total").increment(3);
+    });
+    let addr = guard.metrics_addr().unwrap().to_string();
+    // Without credentials: 401, nothing exposed.
+    let (status, body) = get(guard.metrics_addr().unwrap().port(), "/metrics").unwrap();
+    assert_eq!(status, 401, "{body}");
+    let prom = PrometheusServer::start_with_job_options(
+        std::slice::from_ref(&addr),
+        Duration::from_secs(1),
+        "basic_auth:\n  username: prometheus\n  password: s3cret-Passw0rd",
+        &[],
+    )
+    .unwrap();
+    let events = prom
+        .wait_for(
+            r#"stockbot_auth_check_events_total{service="auth-check"}"#,
+            Duration::from_secs(30),
+            |r| value_of(r) == 3.0,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
+    assert_eq!(value_of(&events), 3.0);
+    let up = prom
+        .wait_for(r#"up{job="stockbot"}"#, Duration::from_secs(30), |r| {
+            value_of(r) == 1.0
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(value_of(&up), 1.0);
+    // The one refused request above is counted; Prometheus' scrapes were not refused.
+    let refused = prom
+        .wait_for(
+            r#"stockbot_telemetry_scrape_refused_total{service="auth-check"}"#,
+            Duration::from_secs(30),
+            |r| r.as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(value_of(&refused), 1.0);
+    let _ = guard.shutdown(Duration::from_secs(5));
+}

@@ -213,7 +213,38 @@ impl PrometheusServer {
             Path::new(PROMETHEUS_BIN),
             targets,
             scrape_interval,
+            "",
             extra_yaml,
+            extra_flags,
+        )
+    }
+
+    /// Same as [`PrometheusServer::start`], with `job_yaml` added to the generated scrape job:
+    /// its own settings at the job's level, unindented — for example credentials for a scrape
+    /// endpoint that requires them:
+    ///
+    /// ```yaml
+    /// basic_auth:
+    ///   username: prometheus
+    ///   password: s3cret
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`PrometheusServer::start`]; an invalid `job_yaml` makes the server exit, and the
+    /// error quotes its log.
+    pub fn start_with_job_options(
+        targets: &[String],
+        scrape_interval: Duration,
+        job_yaml: &str,
+        extra_flags: &[&str],
+    ) -> Result<Self, HarnessError> {
+        launch(
+            Path::new(PROMETHEUS_BIN),
+            targets,
+            scrape_interval,
+            job_yaml,
+            "",
             extra_flags,
         )
     }
@@ -422,6 +453,7 @@ fn launch(
     bin: &Path,
     targets: &[String],
     scrape_interval: Duration,
+    job_yaml: &str,
     extra_yaml: &str,
     extra_flags: &[&str],
 ) -> Result<PrometheusServer, HarnessError> {
@@ -431,7 +463,7 @@ fn launch(
             &bin.display().to_string(),
         ));
     }
-    let config = generate_config(targets, scrape_interval, extra_yaml)?;
+    let config = generate_config(targets, scrape_interval, job_yaml, extra_yaml)?;
     let mut attempt = 1;
     loop {
         match try_launch(bin, &config, extra_flags, free_port()) {
@@ -506,6 +538,7 @@ fn try_launch(
 fn generate_config(
     targets: &[String],
     scrape_interval: Duration,
+    job_yaml: &str,
     extra_yaml: &str,
 ) -> Result<String, HarnessError> {
     let interval = prometheus_duration(scrape_interval)?;
@@ -522,6 +555,11 @@ fn generate_config(
              static_configs:\n      \
                - targets: {targets}\n"
     );
+    for line in job_yaml.lines() {
+        config.push_str("    ");
+        config.push_str(line);
+        config.push('\n');
+    }
     if !extra_yaml.is_empty() {
         config.push_str(extra_yaml);
         if !extra_yaml.ends_with('\n') {
@@ -1155,7 +1193,7 @@ mod tests {
     fn a_taken_port_is_detected_for_a_retry() {
         let taken = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let port = taken.local_addr().unwrap().port();
-        let config = generate_config(&[], Duration::from_secs(1), "").unwrap();
+        let config = generate_config(&[], Duration::from_secs(1), "", "").unwrap();
         let failure = try_launch(Path::new(PROMETHEUS_BIN), &config, &[], port).unwrap_err();
         assert!(failure.port_taken, "{}", failure.error);
         assert!(
@@ -1210,6 +1248,7 @@ mod tests {
             &[],
             Duration::from_secs(1),
             "",
+            "",
             &[],
         )
         .unwrap_err()
@@ -1246,11 +1285,14 @@ mod tests {
         let config = generate_config(
             &["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()],
             Duration::from_millis(250),
+            "basic_auth:\n  username: prometheus",
             "rule_files: []",
         )
         .unwrap();
         assert!(config.contains("  scrape_interval: 250ms\n  evaluation_interval: 250ms\n"));
-        assert!(config.contains(r#"- targets: ["127.0.0.1:1","127.0.0.1:2"]"#));
+        assert!(config.contains(
+            "- targets: [\"127.0.0.1:1\",\"127.0.0.1:2\"]\n    basic_auth:\n      username: prometheus\n"
+        ));
         assert!(config.ends_with("rule_files: []\n"));
         assert_eq!(prometheus_duration(Duration::from_secs(15)).unwrap(), "15s");
         assert!(prometheus_duration(Duration::from_micros(1500)).is_err());

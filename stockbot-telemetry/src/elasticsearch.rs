@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use stockbot_telemetry_conventions::{self as conventions, FieldType};
 
-use crate::config::{Config, ElasticsearchAuth, ElasticsearchConfig};
+use crate::config::{Config, ElasticsearchConfig};
 use crate::error::{Error, ErrorKind};
 
 /// The data stream the logs go to: `log.elasticsearch.data_stream`, or
@@ -199,17 +199,7 @@ fn request(
     }
     .header("Content-Type", "application/json");
     if let Some(auth) = &es.auth {
-        let value = match auth {
-            ElasticsearchAuth::ApiKey(k) => format!("ApiKey {}", k.expose()),
-            ElasticsearchAuth::Bearer(t) => format!("Bearer {}", t.expose()),
-            ElasticsearchAuth::Basic { username, password } => format!(
-                "Basic {}",
-                crate::export::sink::elasticsearch::base64(
-                    format!("{username}:{}", password.expose()).as_bytes()
-                )
-            ),
-        };
-        builder = builder.header("Authorization", &value);
+        builder = builder.header("Authorization", auth.header_value().expose());
     }
     let backend = |status: Option<u16>, message: String| -> Error {
         ErrorKind::Backend {

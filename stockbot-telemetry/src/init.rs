@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing_core::Level;
 
@@ -311,14 +311,22 @@ impl TelemetryBuilder {
         ) {
             Ok(m) => m,
             Err(e) => {
+                // Nothing half-started stays behind: both workers (and their shippers) stop.
+                if let Some(spans) = &spans {
+                    spans.pipeline.shutdown(std::time::Duration::from_secs(1));
+                }
                 pipeline.shutdown(std::time::Duration::from_secs(1));
                 return Err(e);
             }
         };
-        let metrics_url = metrics
+        let metrics_addr = metrics
             .as_ref()
             .and_then(|m| m.server.as_ref())
-            .map(|s| format!("http://{}/metrics", s.addr()));
+            .map(|s| s.addr());
+        let metrics_url = metrics_addr.map(|a| format!("http://{a}/metrics"));
+        // Exposed beyond this host without credentials: allowed (deliberate), but said.
+        let exposed_openly =
+            metrics_addr.is_some_and(|a| !a.ip().is_loopback() && config.metrics.auth.is_none());
         let guard = TelemetryGuard::new(
             Arc::clone(&pipeline),
             spans.as_ref().map(|s| Arc::clone(&s.pipeline)),
@@ -353,6 +361,14 @@ impl TelemetryBuilder {
                 Level::INFO,
                 "stockbot_telemetry",
                 format!("metrics served on {url}"),
+            ));
+        }
+        if exposed_openly {
+            pipeline.submit(LogRecord::internal(
+                clock.stamp(),
+                Level::WARN,
+                "stockbot_telemetry",
+                "metrics.listen is not a loopback address and metrics.auth is not set: anyone who reaches the port can read the metrics".into(),
             ));
         }
         if random_key {
@@ -439,14 +455,17 @@ fn check_slo_ties(config: &Config) -> Result<(), Error> {
 }
 
 fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
-    if tracing::dispatcher::has_been_set() {
-        return Err(ErrorKind::AlreadyInitialized {
-            what: "a global tracing subscriber",
-        }
-        .into());
-    }
     let (dispatch, guard) = builder.build_dispatch()?;
     let max = guard.max_level();
+    // The global subscriber first: it is what another library most likely installed already,
+    // and refusing here leaves nothing installed (the guard, dropped, stops what was built).
+    // (`tracing::dispatcher::has_been_set` cannot tell: it is also true while any thread has a
+    // scoped default, e.g. a test's capture.)
+    tracing::dispatcher::set_global_default(dispatch).map_err(|_| {
+        Error::from(ErrorKind::AlreadyInitialized {
+            what: "a global tracing subscriber",
+        })
+    })?;
     tracing_log::LogTracer::builder()
         .with_max_level(to_log_level(max))
         .init()
@@ -462,11 +481,6 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
             })
         })?;
     }
-    tracing::dispatcher::set_global_default(dispatch).map_err(|_| {
-        Error::from(ErrorKind::AlreadyInitialized {
-            what: "a global tracing subscriber",
-        })
-    })?;
     guard.mark_global();
     Ok(guard)
 }
@@ -655,10 +669,12 @@ fn build_metrics(
             .into_iter()
             .filter_map(|(name, stats)| Some((name, Arc::clone(stats.as_ref()?))))
             .collect();
+    let scrape_refused = m.auth.as_ref().map(|_| Arc::<AtomicU64>::default());
     let render: RenderFn = {
         let (registry, pipeline) = (Arc::clone(&registry), Arc::clone(pipeline));
         let spans = spans.cloned();
         let push_targets = push_targets.clone();
+        let scrape_refused = scrape_refused.clone();
         Arc::new(move |format| {
             registry.expire_idle(std::time::Instant::now());
             exposition::render(
@@ -669,6 +685,7 @@ fn build_metrics(
                     logs: Some(pipeline.stats()),
                     spans: spans.as_ref().map(|s| s.stats()),
                     push: push_targets.clone(),
+                    scrape_refused: scrape_refused.clone(),
                 },
                 format,
             )
@@ -680,8 +697,14 @@ fn build_metrics(
             let addr: std::net::SocketAddr = addr
                 .parse()
                 .map_err(|e| Error::invalid("metrics.listen", addr, format!("{e}")))?;
+            let access = m.auth.as_ref().zip(scrape_refused).map(|(auth, refused)| {
+                crate::export::scrape::Access {
+                    expected: auth.header_value(),
+                    refused,
+                }
+            });
             Some(
-                ScrapeServer::start(addr, Arc::clone(&render)).map_err(|source| {
+                ScrapeServer::start(addr, Arc::clone(&render), access).map_err(|source| {
                     ErrorKind::SinkOpen {
                         field: "metrics.listen".into(),
                         target: addr.to_string(),

@@ -163,7 +163,7 @@ pub use config::{
     Config, CustomField, DeploymentMode, ElasticsearchAuth, ElasticsearchConfig, FileConfig,
     KeepConfig, LogConfig, MetricsConfig, OtlpCompression, OtlpExporterConfig, OtlpLogsConfig,
     OtlpMetricsConfig, OtlpProtocol, OtlpTracesConfig, PipelineConfig, PushConfig, RedactionConfig,
-    RetentionConfig, SamplingRule, SchemaMode, Secret, ServiceConfig, ShippingConfig,
+    RetentionConfig, SamplingRule, SchemaMode, ScrapeAuth, Secret, ServiceConfig, ShippingConfig,
     SpanFileConfig, SpanLimits, SpoolConfig, SystemMetricsConfig, TracesConfig,
 };
 pub use context::{

@@ -26,11 +26,16 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 }
 
 fn get_accepting(addr: std::net::SocketAddr, path: &str, accept: &str) -> (String, String) {
+    get_with(addr, path, &format!("Accept: {accept}\r\n"))
+}
+
+/// `GET path` with extra header lines (each ending in CRLF).
+fn get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -284,4 +289,125 @@ fn the_log_pipeline_reports_its_health_as_metrics() {
     assert!(body.contains("stockbot_telemetry_queue_depth{"), "{body}");
     assert!(body.contains(r#"stockbot_telemetry_exporter_up{service="test-service",environment="dev",deployment_mode="live",signal="logs",sink="stuck"} 1"#), "{body}");
     gate.open();
+}
+
+#[test]
+fn the_scrape_endpoint_is_loopback_by_default_and_checks_configured_credentials() {
+    // The default address is loopback; exposing it is a deliberate setting.
+    let default: std::net::SocketAddr = stockbot_telemetry::Config::default()
+        .metrics
+        .listen
+        .parse()
+        .unwrap();
+    assert!(default.ip().is_loopback(), "{default}");
+    let guard = pipeline("127.0.0.1:0", 100);
+    assert!(guard.metrics_addr().unwrap().ip().is_loopback());
+    drop(guard);
+
+    for (auth, good, bad) in [
+        (
+            stockbot_telemetry::ScrapeAuth::Basic {
+                username: "prometheus".into(),
+                password: stockbot_telemetry::Secret::new("s3cret-Passw0rd"),
+            },
+            // base64("prometheus:s3cret-Passw0rd")
+            "Basic cHJvbWV0aGV1czpzM2NyZXQtUGFzc3cwcmQ=",
+            "Basic cHJvbWV0aGV1czpzM2NyZXQ=",
+        ),
+        (
+            stockbot_telemetry::ScrapeAuth::Bearer(stockbot_telemetry::Secret::new(
+                "tok.EN-0123456789",
+            )),
+            "Bearer tok.EN-0123456789",
+            "Bearer tok.EN-012345678",
+        ),
+    ] {
+        let mut c = config();
+        c.metrics.listen = "127.0.0.1:0".into();
+        c.metrics.auth = Some(auth);
+        let (_, guard) = TelemetryBuilder::new(c)
+            .with_writer("mem", std::io::sink())
+            .build()
+            .unwrap();
+        let addr = guard.metrics_addr().unwrap();
+        let (head, body) = get(addr, "/metrics");
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        assert!(head.contains("WWW-Authenticate: "), "{head}");
+        assert!(!body.contains("stockbot_"), "nothing served: {body}");
+        let (head, _) = get_with(addr, "/metrics", &format!("Authorization: {bad}\r\n"));
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        let (head, body) = get_with(addr, "/metrics", &format!("Authorization: {good}\r\n"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let series = check_exposition(&body);
+        let refused: Vec<f64> = series
+            .iter()
+            .filter(|(s, _)| s.starts_with("stockbot_telemetry_scrape_refused_total"))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(refused, [2.0], "{body}");
+        let _ = guard.shutdown(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn bad_scrape_credentials_are_refused_at_init_without_echoing_them() {
+    for (auth, field) in [
+        (
+            stockbot_telemetry::ScrapeAuth::Basic {
+                username: "prom:etheus".into(),
+                password: stockbot_telemetry::Secret::new("hunter2-secret"),
+            },
+            "metrics.auth.basic.username",
+        ),
+        (
+            stockbot_telemetry::ScrapeAuth::Basic {
+                username: "prometheus".into(),
+                password: stockbot_telemetry::Secret::new(""),
+            },
+            "metrics.auth.basic.password",
+        ),
+        (
+            stockbot_telemetry::ScrapeAuth::Bearer(stockbot_telemetry::Secret::new(
+                "hunter2 secret\r\n",
+            )),
+            "metrics.auth.bearer",
+        ),
+    ] {
+        let mut c = config();
+        c.metrics.listen = "127.0.0.1:0".into();
+        c.metrics.auth = Some(auth);
+        let err = TelemetryBuilder::new(c)
+            .with_writer("mem", std::io::sink())
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(field), "{text}");
+        assert!(
+            !text.contains("hunter2"),
+            "the secret is never echoed: {text}"
+        );
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidConfig { .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn an_endpoint_exposed_beyond_loopback_without_credentials_is_warned_about() {
+    let mut c = config();
+    // Deliberately not loopback (the warning's case); port 0, closed at the end of the test.
+    c.metrics.listen = "0.0.0.0:0".into();
+    let logs = common::Buffer::default();
+    let (_, guard) = TelemetryBuilder::new(c)
+        .with_writer("mem", logs.clone())
+        .build()
+        .unwrap();
+    assert!(guard.flush(Duration::from_secs(5)));
+    let text = logs.text();
+    assert!(
+        text.contains("metrics.listen is not a loopback address and metrics.auth is not set"),
+        "{text}"
+    );
+    let _ = guard.shutdown(Duration::from_secs(5));
 }

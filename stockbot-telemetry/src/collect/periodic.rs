@@ -39,6 +39,8 @@ impl Periodic {
         let handle = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
+                // Like every SDK thread: nothing logged here comes back into the pipeline.
+                let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
                 run(&stop_rx, &mut job, interval);
                 drop(job);
                 // Last: tells `stop` that the work is over and `join` will not block.

@@ -315,6 +315,10 @@ fn apply_one(config: &mut Config, key: &str, value: &str) -> Result<(), Error> {
             config.traces.max_traces_per_second = Some(parse(key, value)?);
         }
         "STOCKBOT_METRICS_LISTEN" => config.metrics.listen = value.trim().to_owned(),
+        "STOCKBOT_METRICS_BEARER_TOKEN" => {
+            config.metrics.auth =
+                Some(crate::config::ScrapeAuth::Bearer(Secret::new(value.trim())));
+        }
         "STOCKBOT_METRICS_NAMESPACE" => config.metrics.namespace = value.trim().to_owned(),
         "STOCKBOT_METRICS_MAX_SERIES" => config.metrics.max_series_per_metric = parse(key, value)?,
         "STOCKBOT_SYSTEM_METRICS" => config.metrics.system.enabled = parse_bool(key, value)?,
@@ -571,6 +575,19 @@ mod tests {
             .apply_env([("OTEL_LOGS_EXPORTER", "kafka")])
             .unwrap_err();
         assert_eq!(field_of(&err), "OTEL_LOGS_EXPORTER");
+    }
+
+    #[test]
+    fn the_scrape_bearer_token_comes_from_the_environment_and_stays_secret() {
+        let mut c = Config::default();
+        c.apply_env([("STOCKBOT_METRICS_BEARER_TOKEN", " scrape-Token_0123456789 ")])
+            .unwrap();
+        assert!(matches!(
+            &c.metrics.auth,
+            Some(crate::config::ScrapeAuth::Bearer(t)) if t.expose() == "scrape-Token_0123456789"
+        ));
+        assert!(!format!("{c:?}").contains("scrape-Token"));
+        c.validate().unwrap();
     }
 
     #[test]

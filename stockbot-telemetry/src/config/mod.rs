@@ -644,6 +644,52 @@ impl ElasticsearchConfig {
     }
 }
 
+/// Credentials for the scrape endpoint (Prometheus `basic_auth` or `authorization`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScrapeAuth {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// User name (non-empty, no `:`).
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>` (RFC 6750 token characters).
+    Bearer(Secret),
+}
+
+impl ScrapeAuth {
+    /// The `Authorization` header value a scraper sends.
+    pub(crate) fn header_value(&self) -> Secret {
+        match self {
+            ScrapeAuth::Basic { username, password } => basic(username, password),
+            ScrapeAuth::Bearer(token) => Secret::new(format!("Bearer {}", token.expose())),
+        }
+    }
+}
+
+/// `Basic base64(username:password)`.
+fn basic(username: &str, password: &Secret) -> Secret {
+    Secret::new(format!(
+        "Basic {}",
+        crate::export::sink::elasticsearch::base64(
+            format!("{username}:{}", password.expose()).as_bytes()
+        )
+    ))
+}
+
+impl ElasticsearchAuth {
+    /// The `Authorization` header value sent to Elasticsearch.
+    pub(crate) fn header_value(&self) -> Secret {
+        match self {
+            ElasticsearchAuth::ApiKey(k) => Secret::new(format!("ApiKey {}", k.expose())),
+            ElasticsearchAuth::Bearer(t) => Secret::new(format!("Bearer {}", t.expose())),
+            ElasticsearchAuth::Basic { username, password } => basic(username, password),
+        }
+    }
+}
+
 /// Elasticsearch credentials.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -905,6 +951,17 @@ pub struct MetricsConfig {
     /// (loopback only: expose it deliberately, e.g. `0.0.0.0:9464`); port 0 picks a free port;
     /// empty disables the endpoint. A port already in use is an init error.
     pub listen: String,
+    /// Credentials a scraper must send (`Authorization` header) — set them whenever `listen`
+    /// is not loopback. Requests without them are answered `401` and counted
+    /// (`stockbot_telemetry_scrape_refused_total`). Default: none.
+    ///
+    /// ```toml
+    /// [metrics]
+    /// listen = "0.0.0.0:9464"
+    /// auth = { basic = { username = "prometheus", password = "s3cret-Passw0rd" } }
+    /// # or: auth = { bearer = "token68-characters" }
+    /// ```
+    pub auth: Option<ScrapeAuth>,
     /// Most label sets per metric; further new label sets go to one overflow series labelled
     /// `otel_metric_overflow="true"`. Default 1000.
     pub max_series_per_metric: usize,
@@ -1045,6 +1102,7 @@ impl Default for MetricsConfig {
             enabled: true,
             namespace: "stockbot".into(),
             listen: "127.0.0.1:9464".into(),
+            auth: None,
             max_series_per_metric: 1000,
             idle_timeout: Duration::from_secs(600),
             default_buckets: vec![
@@ -1165,6 +1223,7 @@ impl Config {
     /// | `STOCKBOT_WORKER_CPUS` | `pipeline.worker_cpus` (e.g. `0,1`) |
     /// | `STOCKBOT_METRICS` | `metrics.enabled` |
     /// | `STOCKBOT_METRICS_LISTEN` | `metrics.listen` (e.g. `127.0.0.1:0`, empty to disable) |
+    /// | `STOCKBOT_METRICS_BEARER_TOKEN` | `metrics.auth = { bearer = … }` |
     /// | `STOCKBOT_METRICS_NAMESPACE` | `metrics.namespace` |
     /// | `STOCKBOT_METRICS_MAX_SERIES` | `metrics.max_series_per_metric` |
     /// | `STOCKBOT_SYSTEM_METRICS` | `metrics.system.enabled` |

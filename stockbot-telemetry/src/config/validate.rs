@@ -284,6 +284,41 @@ fn validate_metrics(m: &crate::config::MetricsConfig) -> Result<(), Error> {
                 )
             })?;
     }
+    match &m.auth {
+        Some(crate::config::ScrapeAuth::Basic { username, password }) => {
+            if username.is_empty() || username.contains(':') {
+                return Err(Error::invalid(
+                    "metrics.auth.basic.username",
+                    username,
+                    "must be non-empty and contain no `:`",
+                ));
+            }
+            if password.expose().is_empty() {
+                return Err(Error::invalid(
+                    "metrics.auth.basic.password",
+                    "<empty>",
+                    "must not be empty",
+                ));
+            }
+        }
+        Some(crate::config::ScrapeAuth::Bearer(token)) => {
+            // RFC 6750 `b64token`; the value itself is never echoed.
+            let t = token.expose();
+            let body = t.trim_end_matches('=');
+            let ok = !body.is_empty()
+                && body
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~+/".contains(c));
+            if !ok {
+                return Err(Error::invalid(
+                    "metrics.auth.bearer",
+                    "<secret>",
+                    "must be a non-empty token of letters, digits and -._~+/ (then `=` padding)",
+                ));
+            }
+        }
+        None => {}
+    }
     if m.max_series_per_metric == 0 {
         return Err(Error::invalid(
             "metrics.max_series_per_metric",

@@ -69,6 +69,8 @@ pub(crate) struct Extra {
     pub(crate) spans: Option<PipelineStats>,
     /// Push outcomes per target (`pushgateway`, `otlp`).
     pub(crate) push: Vec<(&'static str, std::sync::Arc<crate::export::push::PushStats>)>,
+    /// Scrapes refused for missing or wrong credentials, when `metrics.auth` is set.
+    pub(crate) scrape_refused: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 fn fmt_f64(out: &mut String, v: f64) {
@@ -336,6 +338,15 @@ fn render_self(out: &mut Out, registry: &MetricsRegistry, extra: &Extra) {
         "Samples sent to a metric's overflow series because it reached its label-set cap",
         overflow,
     );
+    if let Some(refused) = &extra.scrape_refused {
+        counter_family(
+            out,
+            global,
+            "stockbot_telemetry_scrape_refused_total",
+            "Scrape requests refused for missing or wrong credentials (metrics.auth)",
+            [(String::new(), refused.load(Relaxed))],
+        );
+    }
     counter_family(
         out,
         global,

@@ -12,6 +12,41 @@ use super::exposition::Format;
 /// Renders the exposition on demand.
 pub(crate) type RenderFn = Arc<dyn Fn(Format) -> String + Send + Sync>;
 
+/// The credentials a scraper must present, when configured.
+pub(crate) struct Access {
+    /// The expected `Authorization` value: `Basic …` or `Bearer …`.
+    pub(crate) expected: crate::config::Secret,
+    /// Requests refused for missing or wrong credentials.
+    pub(crate) refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Access {
+    /// Whether `header` (the request's `Authorization` value) carries the expected
+    /// credentials: the scheme compared without case (RFC 7235), the credentials in constant
+    /// time.
+    fn admits(&self, header: Option<&str>) -> bool {
+        let Some((scheme, credentials)) = header.and_then(|h| h.trim().split_once(' ')) else {
+            return false;
+        };
+        let (want_scheme, want) = self.expected.expose().split_once(' ').unwrap_or(("", ""));
+        scheme.eq_ignore_ascii_case(want_scheme)
+            && constant_time_eq(credentials.trim().as_bytes(), want.as_bytes())
+    }
+
+    fn challenge(&self) -> &'static str {
+        if self.expected.expose().starts_with("Basic ") {
+            "WWW-Authenticate: Basic realm=\"metrics\", charset=\"UTF-8\""
+        } else {
+            "WWW-Authenticate: Bearer realm=\"metrics\""
+        }
+    }
+}
+
+/// Compares without an early exit on the first differing byte (the length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A running scrape endpoint.
 pub(crate) struct ScrapeServer {
     addr: SocketAddr,
@@ -29,8 +64,13 @@ impl std::fmt::Debug for ScrapeServer {
 }
 
 impl ScrapeServer {
-    /// Binds `addr` (an error if the port is taken) and starts serving.
-    pub(crate) fn start(addr: SocketAddr, render: RenderFn) -> std::io::Result<Self> {
+    /// Binds `addr` (an error if the port is taken) and starts serving; with `access`, only
+    /// to scrapers that present its credentials.
+    pub(crate) fn start(
+        addr: SocketAddr,
+        render: RenderFn,
+        access: Option<Access>,
+    ) -> std::io::Result<Self> {
         let server = tiny_http::Server::http(addr)
             .map(Arc::new)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::AddrInUse, e.to_string()))?;
@@ -44,6 +84,14 @@ impl ScrapeServer {
                 .map_err(|()| std::io::Error::other("invalid content type header"))
         };
         let content_types = [header(Format::Text)?, header(Format::OpenMetrics)?];
+        let challenge = match &access {
+            Some(a) => Some(
+                a.challenge()
+                    .parse::<tiny_http::Header>()
+                    .map_err(|()| std::io::Error::other("invalid challenge header"))?,
+            ),
+            None => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (srv, stop2) = (Arc::clone(&server), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
@@ -53,7 +101,27 @@ impl ScrapeServer {
                 let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
                 while !stop2.load(Ordering::Acquire) {
                     match srv.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(request)) => serve(request, &render, &content_types),
+                        Ok(Some(request)) => {
+                            if let Some(access) = &access {
+                                let header = request
+                                    .headers()
+                                    .iter()
+                                    .find(|h| h.field.equiv("Authorization"))
+                                    .map(|h| h.value.as_str().to_owned());
+                                if !access.admits(header.as_deref()) {
+                                    access.refused.fetch_add(1, Ordering::Relaxed);
+                                    let mut response =
+                                        tiny_http::Response::from_string("unauthorized\n")
+                                            .with_status_code(401);
+                                    if let Some(c) = &challenge {
+                                        response.add_header(c.clone());
+                                    }
+                                    let _ = request.respond(response);
+                                    continue;
+                                }
+                            }
+                            serve(request, &render, &content_types);
+                        }
                         Ok(None) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(50)),
                     }
@@ -126,4 +194,43 @@ fn serve(request: tiny_http::Request, render: &RenderFn, content_types: &[tiny_h
         _ => tiny_http::Response::from_string("method not allowed\n").with_status_code(405),
     };
     let _ = request.respond(response);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ScrapeAuth, Secret};
+
+    fn access(auth: &ScrapeAuth) -> Access {
+        Access {
+            expected: auth.header_value(),
+            refused: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_checked_scheme_without_case() {
+        let a = access(&ScrapeAuth::Basic {
+            username: "prometheus".into(),
+            password: Secret::new("s3cret"),
+        });
+        // base64("prometheus:s3cret")
+        assert!(a.admits(Some("Basic cHJvbWV0aGV1czpzM2NyZXQ=")));
+        assert!(a.admits(Some("basic  cHJvbWV0aGV1czpzM2NyZXQ= ")));
+        assert!(!a.admits(Some("Basic cHJvbWV0aGV1czpzM2NyZXR=")));
+        assert!(!a.admits(Some("Bearer cHJvbWV0aGV1czpzM2NyZXQ=")));
+        assert!(!a.admits(Some("Basic")));
+        assert!(!a.admits(None));
+        assert!(a.challenge().contains("Basic realm"));
+    }
+
+    #[test]
+    fn bearer_tokens_must_match_exactly() {
+        let a = access(&ScrapeAuth::Bearer(Secret::new("abc.DEF-123")));
+        assert!(a.admits(Some("Bearer abc.DEF-123")));
+        assert!(!a.admits(Some("Bearer abc.DEF-12")));
+        assert!(!a.admits(Some("Bearer abc.DEF-1234")));
+        assert!(!a.admits(Some("Bearer ABC.DEF-123")));
+        assert!(a.challenge().contains("Bearer realm"));
+    }
 }

@@ -61,14 +61,7 @@ pub(crate) struct ElasticsearchSink {
 
 impl ElasticsearchSink {
     pub(crate) fn new(settings: ElasticsearchSettings) -> Self {
-        let authorization = settings.auth.as_ref().map(|a| match a {
-            ElasticsearchAuth::ApiKey(k) => Secret::new(format!("ApiKey {}", k.expose())),
-            ElasticsearchAuth::Bearer(t) => Secret::new(format!("Bearer {}", t.expose())),
-            ElasticsearchAuth::Basic { username, password } => Secret::new(format!(
-                "Basic {}",
-                base64(format!("{username}:{}", password.expose()).as_bytes())
-            )),
-        });
+        let authorization = settings.auth.as_ref().map(ElasticsearchAuth::header_value);
         ElasticsearchSink {
             agent: crate::export::tls::agent(settings.timeout, settings.ca.as_ref()),
             bulk_url: format!("{}/_bulk", settings.url.trim_end_matches('/')),
