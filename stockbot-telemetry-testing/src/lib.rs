@@ -38,6 +38,7 @@
 
 pub mod alertmanager;
 pub mod elasticsearch;
+pub mod fault_proxy;
 mod http_server;
 mod metric_capture;
 pub mod otlp;

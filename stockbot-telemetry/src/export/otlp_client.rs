@@ -287,14 +287,7 @@ mod grpc {
                     .enable_all()
                     .build()
                     .ok()?;
-                let endpoint = Endpoint::from_shared(self.origin.clone())
-                    .ok()?
-                    .connect_timeout(timeout)
-                    .timeout(timeout);
-                let channel = {
-                    let _entered = runtime.enter();
-                    endpoint.connect_lazy()
-                };
+                let channel = lazy_channel(&self.origin, timeout, &runtime)?;
                 self.live = Some((runtime, channel));
             }
             self.live.as_mut()
@@ -332,34 +325,77 @@ mod grpc {
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
+            // Errors say whether the connection itself is suspect (see below).
             let call = async move {
-                client.ready().await.map_err(|_| Outcome::Retry(None))?;
+                client
+                    .ready()
+                    .await
+                    .map_err(|_| (Outcome::Retry(None), true))?;
                 let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
                 client
                     .unary(request, PathAndQuery::from_static(path), codec)
                     .await
                     .map(tonic::Response::into_inner)
-                    .map_err(|status| classify(&status))
+                    .map_err(|status| {
+                        // `Cancelled` is how the channel reports its own request timeout.
+                        let suspect = matches!(
+                            status.code(),
+                            tonic::Code::Unavailable
+                                | tonic::Code::DeadlineExceeded
+                                | tonic::Code::Cancelled
+                                | tonic::Code::Unknown
+                        );
+                        (classify(&status), suspect)
+                    })
             };
             let answer = runtime.block_on(async {
                 tokio::time::timeout(timeout, call)
                     .await
-                    .unwrap_or(Err(Outcome::Retry(None)))
+                    .unwrap_or(Err((Outcome::Retry(None), true)))
             });
             match answer {
                 Ok(response) => (Outcome::Ok, Some(response)),
-                Err(outcome) => (outcome, None),
+                Err((outcome, suspect)) => {
+                    if suspect {
+                        // A connection that timed out or broke may be a black hole (accepted,
+                        // never answered) that HTTP/2 would keep reusing: the next attempt
+                        // connects afresh.
+                        self.reset_channel();
+                    }
+                    (outcome, None)
+                }
             }
         }
+
+        /// Drops the channel and its runtime (with whatever connection and background tasks
+        /// they hold): the next call starts from scratch.
+        fn reset_channel(&mut self) {
+            if let Some((runtime, channel)) = self.live.take() {
+                drop(channel);
+                runtime.shutdown_background();
+            }
+        }
+    }
+
+    /// A channel to `origin` that connects on first use, bounded by `timeout`.
+    fn lazy_channel(
+        origin: &str,
+        timeout: Duration,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Option<Channel> {
+        let endpoint = Endpoint::from_shared(origin.to_owned())
+            .ok()?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        let _entered = runtime.enter();
+        Some(endpoint.connect_lazy())
     }
 
     impl Drop for GrpcTransport {
         fn drop(&mut self) {
             // Never wait for the runtime's blocking tasks (a DNS lookup stuck in
             // `getaddrinfo`): shutdown must not hang on them.
-            if let Some((runtime, _)) = self.live.take() {
-                runtime.shutdown_background();
-            }
+            self.reset_channel();
         }
     }
 
