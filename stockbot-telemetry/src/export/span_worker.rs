@@ -193,6 +193,8 @@ impl SpanWorker {
         let mut done = Vec::with_capacity(self.batch_max);
         loop {
             let (epoch, shutdown, _) = self.pipeline.worker_round();
+            #[cfg(feature = "fail-points")]
+            fail::fail_point!("stockbot-span-worker-round");
             let pipeline = Arc::clone(&self.pipeline);
             pipeline.drain_round(!shutdown, self.batch_max, &mut records, |chunk| {
                 for rec in chunk.drain(..) {

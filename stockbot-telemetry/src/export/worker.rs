@@ -131,6 +131,9 @@ impl Worker {
         let mut synced = 0;
         loop {
             let (epoch, shutdown, deadline) = self.pipeline.worker_round();
+            // Tests kill the worker here (outside the per-record guards).
+            #[cfg(feature = "fail-points")]
+            fail::fail_point!("stockbot-log-worker-round");
             self.drain(!shutdown);
             self.report_drops();
             self.flush_internal();

@@ -133,6 +133,11 @@ impl RollingFile {
         if bytes.is_empty() {
             return Ok(());
         }
+        // Tests fill the disk here (`ENOSPC`).
+        #[cfg(feature = "fail-points")]
+        fail::fail_point!("stockbot-file-write", |_| Err(
+            io::Error::from_raw_os_error(28)
+        ));
         self.ensure_active_file(now)?;
         let incoming = len_u64(bytes.len()).saturating_add(u64::from(self.pending_newline));
         if self.rotation_due(incoming, now) {
