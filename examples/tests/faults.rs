@@ -17,7 +17,8 @@ use stockbot_telemetry_testing::otlp::FakeOtlpReceiver;
 /// The SDK threads are counted process-wide: the tests of this file take turns.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Threads of this process the SDK runs (by name).
+/// Threads of this process the SDK runs (by name; the gRPC exporter's runtime is a
+/// current-thread one on the shipper's own thread, so it adds none).
 fn sdk_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| {
@@ -91,9 +92,8 @@ fn scenario_6_elasticsearch_black_holed_reset_and_slow_then_back_loses_nothing()
         std::thread::sleep(Duration::from_millis(1500));
         // Every SDK thread is up after the first phase (some start with their first work).
         let now = sdk_threads();
-        assert_eq!(
-            *threads.get_or_insert(now),
-            now,
+        assert!(
+            now <= *threads.get_or_insert(now),
             "{fault:?}: no thread per attempt"
         );
         let stats = guard.stats();
@@ -208,7 +208,10 @@ fn scenario_4_and_6_otlp_refused_black_holed_then_back_counts_every_span_once() 
             "grpc={grpc}: emitting took {took:?}"
         );
         std::thread::sleep(Duration::from_millis(1200));
-        assert_eq!(sdk_threads(), threads, "grpc={grpc}");
+        assert!(
+            sdk_threads() <= threads,
+            "grpc={grpc}: no thread per attempt"
+        );
 
         // Recovery: export resumes; what was kept arrives once, the rest is counted.
         proxy.set(Fault::Pass);

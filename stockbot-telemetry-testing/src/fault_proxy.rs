@@ -34,7 +34,7 @@ pub enum Fault {
     /// Accept, read and discard, never answer: the client waits for its timeout.
     BlackHole,
     /// Accept, let the request arrive, then reset the connection (RST: the request's unread
-    /// bytes are discarded by closing).
+    /// bytes are discarded by closing). Open forwarded connections are closed (FIN).
     Reset,
     /// Refuse connections: the listening socket is closed (`ECONNREFUSED`) until another
     /// fault is set, when it is opened again on the same port.
@@ -117,8 +117,9 @@ impl FaultProxy {
         self.addr
     }
 
-    /// Switches the behaviour (takes effect for new connections at once, and for open ones
-    /// at their next chunk).
+    /// Switches the behaviour: for new connections at once; open forwarded connections stop
+    /// forwarding at their next chunk under `BlackHole`, `Reset` or `Refuse`; connections
+    /// accepted as black holes stay so until their client closes them.
     pub fn set(&self, fault: Fault) {
         *self
             .shared

@@ -52,8 +52,10 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// ([`ErrorKind::SinkOpen`]), a worker that cannot start, or a second call /
 /// another global subscriber or `log` logger ([`ErrorKind::AlreadyInitialized`]). Every
 /// fallible step runs before any process-global is set, so on error nothing is installed —
-/// with one exception: if another thread installs a global `tracing` subscriber between our
-/// check and ours, the `log` bridge stays installed (it forwards to whatever subscriber won).
+/// with one exception: when another global `tracing` subscriber is found, the `log` bridge
+/// stays installed (it forwards to whatever subscriber is global). A global `metrics`
+/// recorder installed by someone else is not an error: it is reported as a warning record,
+/// and the SDK's recorder stays available from the guard.
 pub fn init(config: Config) -> Result<TelemetryGuard, Error> {
     TelemetryBuilder::new(config).install()
 }
@@ -457,15 +459,9 @@ fn check_slo_ties(config: &Config) -> Result<(), Error> {
 fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
     let (dispatch, guard) = builder.build_dispatch()?;
     let max = guard.max_level();
-    // The global subscriber first: it is what another library most likely installed already,
-    // and refusing here leaves nothing installed (the guard, dropped, stops what was built).
-    // (`tracing::dispatcher::has_been_set` cannot tell: it is also true while any thread has a
-    // scoped default, e.g. a test's capture.)
-    tracing::dispatcher::set_global_default(dispatch).map_err(|_| {
-        Error::from(ErrorKind::AlreadyInitialized {
-            what: "a global tracing subscriber",
-        })
-    })?;
+    // The `log` bridge first: refused, nothing is installed. Installed, it only forwards `log`
+    // records to whatever `tracing` subscriber is global, so it is harmless if the next step
+    // is refused.
     tracing_log::LogTracer::builder()
         .with_max_level(to_log_level(max))
         .init()
@@ -474,12 +470,24 @@ fn install_inner(builder: TelemetryBuilder) -> Result<TelemetryGuard, Error> {
                 what: "a `log` logger",
             })
         })?;
-    if let Some(recorder) = guard.metrics_recorder() {
-        metrics::set_global_recorder(recorder).map_err(|_| {
-            Error::from(ErrorKind::AlreadyInitialized {
-                what: "a global metrics recorder",
-            })
-        })?;
+    // Then the global subscriber (the guard, dropped on refusal, stops what was built).
+    // (`tracing::dispatcher::has_been_set` cannot tell beforehand: it is also true while any
+    // thread has a scoped default, e.g. a test's capture.)
+    tracing::dispatcher::set_global_default(dispatch).map_err(|_| {
+        Error::from(ErrorKind::AlreadyInitialized {
+            what: "a global tracing subscriber",
+        })
+    })?;
+    // Last the metrics recorder. Refusing `init` here would leave a global subscriber feeding
+    // stopped pipelines; so another recorder already installed is reported, not fatal: the
+    // SDK's recorder stays available (`TelemetryGuard::metrics_recorder`).
+    if let Some(recorder) = guard.metrics_recorder()
+        && metrics::set_global_recorder(recorder).is_err()
+    {
+        tracing::warn!(
+            target: "stockbot_telemetry",
+            "another global metrics recorder was installed before init: the `metrics` macros record into it, not into this SDK's registry (TelemetryGuard::metrics_recorder gives the SDK's)"
+        );
     }
     guard.mark_global();
     Ok(guard)

@@ -172,7 +172,8 @@ fn sampled_span_allocations_are_pinned() {
     let mut c = Config::for_service("alloc");
     c.log.stdout = false;
     c.log.file.enabled = false;
-    c.metrics.enabled = false;
+    c.metrics.listen = String::new();
+    c.metrics.system.enabled = false;
     c.traces.file.enabled = false;
     c.traces.sampler = "always_on".into();
     c.traces.queue_capacity = 1 << 16;
@@ -184,14 +185,18 @@ fn sampled_span_allocations_are_pinned() {
         .build_dispatch()
         .unwrap();
     let settle = || assert!(guard.flush(Duration::from_secs(10)));
+    // With the SDK's recorder: the RED metrics and their exemplar lookups are on the path.
+    let recorder = guard.metrics_recorder().unwrap();
     let (span, instrumented) = tracing::dispatcher::with_default(&dispatch, || {
-        (
-            per_call_settled(
-                &|| tracing::info_span!("sampled", venue = "XNAS").in_scope(|| {}),
-                &settle,
-            ),
-            per_call_settled(&noop, &settle),
-        )
+        metrics::with_local_recorder(&recorder, || {
+            (
+                per_call_settled(
+                    &|| tracing::info_span!("sampled", venue = "XNAS").in_scope(|| {}),
+                    &settle,
+                ),
+                per_call_settled(&noop, &settle),
+            )
+        })
     });
     println!("allocations per call, sampled: span {span}, #[instrument_trade] {instrumented}");
     assert_eq!(span, 0.0, "sampled span");

@@ -140,7 +140,9 @@ fn a_full_disk_under_the_rolling_file_is_counted_and_writing_resumes() {
     let dir = std::env::temp_dir().join(format!(
         "stockbot-fail-points-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let mut c = config();

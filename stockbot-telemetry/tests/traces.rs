@@ -714,3 +714,31 @@ fn tens_of_thousands_of_live_spans_keep_their_own_ids() {
             .all(|s| s.parent_span_id == Some(root.span_id))
     );
 }
+
+#[test]
+fn a_stale_span_id_is_no_parent_and_no_link() {
+    let s = service("order-router", |_| {});
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        let stale = {
+            let old = info_span!(target: "traces", "old");
+            old.id().unwrap()
+        };
+        // The closed span's slot is reused by the next span of this thread.
+        let fresh = info_span!(target: "traces", "fresh");
+        let orphan = info_span!(target: "traces", parent: stale.clone(), "orphan");
+        orphan.follows_from(stale);
+        drop((fresh, orphan));
+    });
+    let spans = s.finished();
+    let fresh = spans.iter().find(|x| x.name == "fresh").unwrap();
+    let orphan = spans.iter().find(|x| x.name == "orphan").unwrap();
+    assert_eq!(
+        orphan.parent_span_id, None,
+        "a closed span is nobody's parent"
+    );
+    assert_ne!(
+        orphan.trace_id, fresh.trace_id,
+        "not the new occupant's trace either"
+    );
+    assert!(orphan.links.is_empty(), "{:?}", orphan.links);
+}

@@ -448,11 +448,16 @@ impl SpanContext {
                 Err(()) => next = contexts.pop(),
             }
         }
-        let mut returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = RETURNED_MAX.saturating_sub(returned.len());
-        ready.truncate(room);
-        returned.append(&mut ready);
-        RETURNED_LEN.store(returned.len(), Relaxed);
+        let excess = {
+            let mut returned = RETURNED.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = RETURNED_MAX.saturating_sub(returned.len());
+            let excess = ready.split_off(room.min(ready.len()));
+            returned.append(&mut ready);
+            RETURNED_LEN.store(returned.len(), Relaxed);
+            excess
+        };
+        // Freed after the lock is released: callers take it on their hot path.
+        drop(excess);
     }
 
     /// Whether the span's data is kept (exported, or held for the local keep rules).

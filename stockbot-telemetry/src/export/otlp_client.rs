@@ -337,14 +337,12 @@ mod grpc {
                     .await
                     .map(tonic::Response::into_inner)
                     .map_err(|status| {
-                        // `Cancelled` is how the channel reports its own request timeout.
-                        let suspect = matches!(
-                            status.code(),
-                            tonic::Code::Unavailable
-                                | tonic::Code::DeadlineExceeded
-                                | tonic::Code::Cancelled
-                                | tonic::Code::Unknown
-                        );
+                        // The connection is suspect when the status is the channel's own: its
+                        // request timeout (`Cancelled`) or a transport error (the status then
+                        // carries it as its source). An answer of the server (`UNAVAILABLE`
+                        // as backpressure, say) keeps the connection.
+                        let suspect = status.code() == tonic::Code::Cancelled
+                            || std::error::Error::source(&status).is_some();
                         (classify(&status), suspect)
                     })
             };
