@@ -357,29 +357,29 @@ impl TelemetryBuilder {
                 env!("CARGO_PKG_VERSION")
             ),
         ));
-        if let Some(url) = metrics_url {
+        // The SDK's own start-up records, in the pipeline like any other.
+        let say = |level, message: String| {
             pipeline.submit(LogRecord::internal(
                 clock.stamp(),
-                Level::INFO,
+                level,
                 "stockbot_telemetry",
-                format!("metrics served on {url}"),
+                message,
             ));
+        };
+        if let Some(url) = metrics_url {
+            say(Level::INFO, format!("metrics served on {url}"));
         }
         if exposed_openly {
-            pipeline.submit(LogRecord::internal(
-                clock.stamp(),
+            say(
                 Level::WARN,
-                "stockbot_telemetry",
                 "metrics.listen is not a loopback address and metrics.auth is not set: anyone who reaches the port can read the metrics".into(),
-            ));
+            );
         }
         if random_key {
-            pipeline.submit(LogRecord::internal(
-                clock.stamp(),
+            say(
                 Level::WARN,
-                "stockbot_telemetry",
                 "no log.redaction.pseudonym_key configured: account pseudonyms are only stable within this process".into(),
-            ));
+            );
         }
         Ok((
             TelemetryLayer {

@@ -43,14 +43,19 @@ pub(crate) struct SpanCollector {
 }
 
 impl SpanCollector {
-    /// Counts `n` spans lost because the keep-rule buffers were full (emitted and dropped).
-    fn lost_to_keep_buffers(&self, n: u64) {
+    /// Counts `n` spans that never reach the queue as emitted and dropped for `reason`.
+    fn lost(&self, n: u64, reason: crate::export::accounting::DropReason) {
         let acct = &self.pipeline.acct;
         for _ in 0..n {
             acct.emitted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            acct.dropped(crate::export::accounting::DropReason::KeepBufferFull);
+            acct.dropped(reason);
         }
+    }
+
+    /// Counts `n` spans lost because the keep-rule buffers were full.
+    fn lost_to_keep_buffers(&self, n: u64) {
+        self.lost(n, crate::export::accounting::DropReason::KeepBufferFull);
     }
 }
 
@@ -158,6 +163,15 @@ fn log_site_key(target: &str, file: Option<&str>, line: Option<u32>) -> usize {
 }
 
 impl TelemetryLayer {
+    /// Whether a call site is ever enabled (the level filter; re-asked when it changes).
+    pub(crate) fn interest(&self, meta: &Metadata<'_>) -> Interest {
+        if self.logs.filter.enabled(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
     /// A new span's context: ids, sampling decision (inherited from `parent`, or taken for a
     /// root) and fields. Shared by the layer and the SDK's own subscriber.
     pub(crate) fn open(
@@ -279,10 +293,7 @@ impl TelemetryLayer {
         if let Some(spans) = &self.spans
             && (sc.sampled || sc.audit)
         {
-            let acct = &spans.pipeline.acct;
-            acct.emitted
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            acct.dropped(crate::export::accounting::DropReason::QueueFull);
+            spans.lost(1, crate::export::accounting::DropReason::QueueFull);
         }
     }
 }
@@ -293,11 +304,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.logs.filter.enabled(meta) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
+        self.interest(meta)
     }
 
     fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {

@@ -95,11 +95,7 @@ impl TelemetrySubscriber {
 
 impl Subscriber for TelemetrySubscriber {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.layer.logs.filter.enabled(meta) {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
+        self.layer.interest(meta)
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
