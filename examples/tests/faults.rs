@@ -11,6 +11,7 @@ use stockbot_telemetry::{
     ElasticsearchConfig, OtlpProtocol, OtlpTracesConfig, TelemetryBuilder, TelemetryGuard,
 };
 use stockbot_telemetry_testing::elasticsearch::FakeElasticsearch;
+use stockbot_telemetry_testing::eventually;
 use stockbot_telemetry_testing::fault_proxy::{Fault, FaultProxy};
 use stockbot_telemetry_testing::otlp::FakeOtlpReceiver;
 
@@ -48,18 +49,6 @@ fn emit(dispatch: &tracing::Dispatch, from: u64, n: u64) -> Duration {
         }
     });
     start.elapsed()
-}
-
-/// Waits until `done` holds (polling), or `limit` passes.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    done()
 }
 
 fn stored_once(es: &FakeElasticsearch, n: u64) -> bool {

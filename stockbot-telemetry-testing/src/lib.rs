@@ -114,6 +114,20 @@ impl std::fmt::Debug for Capture {
     }
 }
 
+/// Polls `done` every 20 ms until it holds or `limit` passes; returns whether it held. For
+/// waiting on background threads in tests (a generous limit proves "does not hang", never
+/// speed).
+pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// The configuration a capture starts from: strict schema, no stdout, no file, `trace` level,
 /// service `test-service` whose own targets are every target (so strict mode applies to the
 /// code under test).

@@ -1,7 +1,7 @@
 //! Drop accounting: for every sink, `emitted = written + dropped{reason} + buffered`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Why a record was lost. Every drop increments exactly one counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,6 +29,9 @@ pub(crate) enum DropReason {
     Oversize,
     /// A network sink's memory buffer was full and its spool (if any) full or failing.
     BufferFull,
+    /// A network sink's shipper thread died (a bug, reported on stderr): what it held in
+    /// memory, and every later record of that sink.
+    ShipperDead,
 }
 
 impl DropReason {
@@ -39,13 +42,14 @@ impl DropReason {
         DropReason::WorkerDead,
         DropReason::KeepBufferFull,
     ];
-    pub(crate) const SINK: [DropReason; 6] = [
+    pub(crate) const SINK: [DropReason; 7] = [
         DropReason::SinkError,
         DropReason::SinkBackoff,
         DropReason::WorkerPanic,
         DropReason::Rejected,
         DropReason::Oversize,
         DropReason::BufferFull,
+        DropReason::ShipperDead,
     ];
 
     /// Label value used in stats and metrics.
@@ -62,6 +66,7 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::Oversize => "oversize",
             DropReason::BufferFull => "buffer_full",
+            DropReason::ShipperDead => "shipper_dead",
         }
     }
 
@@ -82,7 +87,8 @@ impl DropReason {
             DropReason::WorkerPanic => 2,
             DropReason::Rejected => 3,
             DropReason::Oversize => 4,
-            _ => 5,
+            DropReason::BufferFull => 5,
+            _ => 6,
         }
     }
 }
@@ -91,7 +97,9 @@ impl DropReason {
 pub(crate) struct SinkCounters {
     pub(crate) name: String,
     written: AtomicU64,
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; 7],
+    /// False once the sink's own thread (a network sink's shipper) died.
+    pub(crate) alive: AtomicBool,
     /// Records held by the sink's shipper (memory, spool, in flight), recovered ones included.
     pub(crate) buffered: AtomicU64,
     /// Of those, records of this process in the spool.
@@ -149,6 +157,7 @@ impl Accounting {
                     name,
                     written: AtomicU64::new(0),
                     dropped: Default::default(),
+                    alive: AtomicBool::new(true),
                     buffered: AtomicU64::new(0),
                     spooled: AtomicU64::new(0),
                     recovered: AtomicU64::new(0),
@@ -205,6 +214,7 @@ impl Accounting {
                         .iter()
                         .map(|r| (r.as_str(), s.dropped[r.sink_index()].load(Relaxed)))
                         .collect(),
+                    alive: s.alive.load(Relaxed),
                     buffered: s.buffered.load(Relaxed),
                     spooled: s.spooled.load(Relaxed),
                     recovered: s.recovered.load(Relaxed),
@@ -276,6 +286,9 @@ pub struct SinkStats {
     /// Records this sink lost, by reason (`buffer_full` and the spool's counters apply to
     /// network sinks: Elasticsearch, OTLP).
     pub dropped: BTreeMap<&'static str, u64>,
+    /// False once the sink's own thread died (a network sink's shipper; a bug, reported on
+    /// stderr): later records of this sink are counted as `shipper_dead`.
+    pub alive: bool,
     /// Records held by the sink's shipper and not yet delivered or dropped: in its memory
     /// buffer, in flight, or in its disk spool (recovered records included).
     pub buffered: u64,

@@ -486,8 +486,8 @@ fn render_signals(out: &mut Out, global: &str, signals: &[(&str, Option<&Pipelin
         out,
         global,
         "stockbot_telemetry_exporter_up",
-        "1 while the sink's worker runs",
-        as_f64(per_sink(&|st, _| u64::from(st.worker_alive))),
+        "1 while the sink's worker (and a network sink's shipper) runs",
+        as_f64(per_sink(&|st, s| u64::from(st.worker_alive && s.alive))),
     );
     // Network sinks' shippers (memory buffer, disk spool): the rest of the accounting
     // identity, `emitted + recovered = exported + dropped + buffered`. Zero for other sinks.

@@ -127,6 +127,42 @@ struct State {
     sync_done: u64,
     stop: Option<Instant>,
     exited: bool,
+    /// The thread panicked outside the transport (a bug): later records are counted as
+    /// `shipper_dead`.
+    dead: bool,
+    /// What the thread holds between taking a parcel and resolving it.
+    in_hand: InHand,
+}
+
+/// The records the thread holds outside `memory` and the spool's unread part: the parcel being
+/// shipped or waiting to be retried.
+#[derive(Debug, Clone, Copy, Default)]
+struct InHand {
+    /// Records taken from memory: lost if the thread dies.
+    unspooled: usize,
+    /// Records of this process read from the spool (still on disk, not acknowledged): they
+    /// count as spooled again if the thread dies.
+    own_spooled: usize,
+}
+
+impl InHand {
+    fn of(held: Option<&Held>, nonce: u64) -> InHand {
+        match held {
+            None => InHand::default(),
+            Some(h) if h.spooled_until.is_none() => InHand {
+                unspooled: h.parcel.len(),
+                own_spooled: 0,
+            },
+            Some(h) => InHand {
+                unspooled: 0,
+                own_spooled: if h.parcel.nonce == nonce {
+                    h.parcel.len()
+                } else {
+                    0
+                },
+            },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -290,6 +326,8 @@ impl Shipper {
                 sync_done: 0,
                 stop: None,
                 exited: false,
+                dead: false,
+                in_hand: InHand::default(),
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
@@ -306,7 +344,12 @@ impl Shipper {
                     // is shipping (a feedback loop): this thread has no subscriber.
                     let _no_telemetry =
                         tracing::dispatcher::set_default(&tracing::Dispatch::none());
-                    run(&shared, transport)
+                    // A panic outside the transport's guarded `send` (a bug) must not leave the
+                    // sink silently swallowing records: it is detected and accounted.
+                    let run = std::panic::AssertUnwindSafe(|| run(&shared, transport));
+                    if std::panic::catch_unwind(run).is_err() {
+                        died(&shared);
+                    }
                 }
             })?;
         Ok(Shipper {
@@ -334,10 +377,18 @@ impl Sink for Shipper {
         }
         let n = parcel.len();
         let shared = &*self.shared;
+        let mut st = shared.lock();
+        if st.dead {
+            drop(st);
+            shared.count(|c| c.dropped(DropReason::ShipperDead, n as u64));
+            return Ok(Written {
+                deferred: n as u64,
+                ..Written::default()
+            });
+        }
         shared.count(|c| {
             c.buffered.fetch_add(n as u64, Relaxed);
         });
-        let mut st = shared.lock();
         let behind_spool = st.spool.as_ref().is_some_and(Spool::pending);
         if !behind_spool && st.memory_bytes + parcel.bytes() <= shared.memory_max_bytes {
             st.memory_bytes += parcel.bytes();
@@ -361,13 +412,13 @@ impl Sink for Shipper {
         let shared = &*self.shared;
         let mut st = shared.lock();
         if st.exited {
-            return st.memory.is_empty() && !st.holding;
+            return !st.dead && st.memory.is_empty() && !st.holding;
         }
         st.sync_requested += 1;
         let epoch = st.sync_requested;
         shared.wake.notify_one();
         let st = shared.wait_done(st, deadline, |s| s.sync_done < epoch && !s.exited);
-        st.sync_done >= epoch
+        st.sync_done >= epoch && !st.dead
     }
 
     fn close(&mut self, deadline: Instant) -> bool {
@@ -434,6 +485,8 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
         }
     }
     loop {
+        #[cfg(feature = "fail-points")]
+        fail::fail_point!("stockbot-shipper-round");
         let work = {
             let mut st = shared.lock();
             loop {
@@ -479,6 +532,10 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
                     }
                     if let Some(parcel) = st.memory.pop_front() {
                         st.memory_bytes -= parcel.bytes();
+                        st.in_hand = InHand {
+                            unspooled: parcel.len(),
+                            own_spooled: 0,
+                        };
                         break Held {
                             parcel,
                             spooled_until: None,
@@ -495,10 +552,12 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
                                 c.buffered.fetch_add(parcel.len() as u64, Relaxed);
                             });
                         }
-                        break Held {
+                        let held = Held {
                             parcel,
                             spooled_until: Some(end),
                         };
+                        st.in_hand = InHand::of(Some(&held), shared.nonce);
+                        break held;
                     }
                 }
                 let mut wait = st
@@ -519,6 +578,7 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
             }
         };
         held = ship(shared, &mut *transport, work, &mut backoff, &mut out);
+        shared.lock().in_hand = InHand::of(held.as_ref(), shared.nonce);
     }
 }
 
@@ -539,13 +599,12 @@ fn ship(
     .is_err()
     {
         // A bug in the transport: the parcel is lost, counted, never silently.
+        let mut st = shared.lock();
+        st.in_hand = InHand::default();
         shared.count(|c| c.dropped(DropReason::WorkerPanic, n as u64));
         shared.resolved(n);
-        if let Some(end) = work.spooled_until {
-            let mut st = shared.lock();
-            if let Some(spool) = st.spool.as_mut() {
-                spool.ack(end);
-            }
+        if let (Some(end), Some(spool)) = (work.spooled_until, st.spool.as_mut()) {
+            spool.ack(end);
         }
         return None;
     }
@@ -555,14 +614,19 @@ fn ship(
         tally(Delivery::Rejected),
         tally(Delivery::Oversize),
     );
+    let failed = n - done - rejected - oversize;
+    let mut st = shared.lock();
+    // Resolved records are no longer the thread's to lose.
+    st.in_hand = InHand {
+        unspooled: st.in_hand.unspooled.min(failed),
+        own_spooled: st.in_hand.own_spooled.min(failed),
+    };
     shared.count(|c| {
         c.written(done as u64);
         c.dropped(DropReason::Rejected, rejected as u64);
         c.dropped(DropReason::Oversize, oversize as u64);
     });
     shared.resolved(done + rejected + oversize);
-    let failed = n - done - rejected - oversize;
-    let mut st = shared.lock();
     if failed == 0 {
         backoff.succeeded();
         if let (Some(end), Some(spool)) = (work.spooled_until, st.spool.as_mut()) {
@@ -599,6 +663,40 @@ fn ship(
         parcel: rest,
         spooled_until: None,
     })
+}
+
+/// The thread panicked outside the transport (a bug): what it held in memory or in hand is
+/// counted as `shipper_dead` (records it read from the spool stay there for the next run),
+/// `exporter_up` of the sink drops to 0, waiting flushes are released, and every later record
+/// is counted as `shipper_dead` when handed over. Said once on stderr (this thread has no
+/// subscriber, and the telemetry pipeline is what failed).
+fn died(shared: &Shared) {
+    let mut st = shared.lock();
+    let mut lost = st.in_hand.unspooled;
+    let own_spooled = st.in_hand.own_spooled;
+    st.in_hand = InHand::default();
+    while let Some(parcel) = st.memory.pop_front() {
+        lost += parcel.len();
+    }
+    st.memory_bytes = 0;
+    st.holding = false;
+    if let Some(spool) = st.spool.as_mut() {
+        let _ = spool.sync();
+    }
+    shared.count(|c| {
+        c.spooled.fetch_add(own_spooled as u64, Relaxed);
+        c.alive.store(false, Relaxed);
+    });
+    shared.drop_records(DropReason::ShipperDead, lost);
+    shared.publish_spool(&st);
+    st.dead = true;
+    st.exited = true;
+    drop(st);
+    shared.done.notify_all();
+    eprintln!(
+        "stockbot-telemetry: the shipper thread of sink {:?} panicked; its held records and every later one are counted as dropped (shipper_dead)",
+        shared.name
+    );
 }
 
 /// The thread stops: memory and the held parcel go to the spool, or are counted; the spool
