@@ -302,3 +302,65 @@ fn garbage_or_huge_answers_do_not_break_the_exporter() {
     );
     assert!(stats.accounted_for());
 }
+
+/// Scenario 5, end to end: every answer of the OTLP status matrix, over HTTP and gRPC. Each
+/// case exports one batch (two spans) against a receiver scripted to give that answer first and
+/// then accept; the requests the receiver saw show what was retried.
+#[test]
+fn scenario_5_the_otlp_status_matrix_end_to_end() {
+    // (wire, first answer, retried?)
+    let mut cases: Vec<(Wire, Reply, bool)> = Vec::new();
+    for status in [400, 401, 403, 404, 413, 500] {
+        cases.push((Wire::Http, Reply::status(status), false));
+    }
+    for status in [429, 502, 503, 504] {
+        cases.push((Wire::Http, Reply::status(status), true));
+    }
+    // INVALID_ARGUMENT, PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED, INTERNAL.
+    for code in [3, 7, 16, 12, 13] {
+        cases.push((Wire::Grpc, Reply::grpc(code), false));
+    }
+    // CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS.
+    for code in [1, 4, 10, 11, 14, 15] {
+        cases.push((Wire::Grpc, Reply::grpc(code), true));
+    }
+    for (wire, first, retried) in cases {
+        let case = format!("{wire:?} {first:?}");
+        let receiver = wire.receiver();
+        receiver.script([first, Reply::ok()]);
+        let (dispatch, guard) = wire.service(&receiver.url());
+        orders(&dispatch, 1);
+        let report = guard.shutdown(Duration::from_secs(20));
+        let requests = receiver.received().len();
+        let stats = report.spans.unwrap();
+        let otlp = stats.sink("otlp").unwrap();
+        assert!(stats.accounted_for(), "{case}: {stats:?}");
+        if retried {
+            assert_eq!(requests, 2, "{case}: retried once, then accepted");
+            assert_eq!(receiver.spans().len(), 2, "{case}: arrived once");
+            assert_eq!((otlp.written, otlp.dropped_total()), (2, 0), "{case}");
+        } else {
+            assert_eq!(requests, 1, "{case}: never retried");
+            assert_eq!(otlp.written, 0, "{case}");
+            assert_eq!(otlp.dropped["sink_error"], 2, "{case}: counted");
+        }
+    }
+}
+
+/// Scenario 5: a partial success is not retried; the refused spans are counted as `rejected`.
+#[test]
+fn a_partial_success_is_counted_and_never_retried() {
+    for wire in [Wire::Http, Wire::Grpc] {
+        let receiver = wire.receiver();
+        receiver.script([Reply::partial_success(1, "span too large")]);
+        let (dispatch, guard) = wire.service(&receiver.url());
+        orders(&dispatch, 1);
+        let report = guard.shutdown(Duration::from_secs(20));
+        assert_eq!(receiver.received().len(), 1, "{wire:?}: not retried");
+        let stats = report.spans.unwrap();
+        let otlp = stats.sink("otlp").unwrap();
+        assert_eq!(otlp.dropped["rejected"], 1, "{wire:?}: {stats:?}");
+        assert_eq!(otlp.written, 1, "{wire:?}: {stats:?}");
+        assert!(stats.accounted_for(), "{wire:?}: {stats:?}");
+    }
+}

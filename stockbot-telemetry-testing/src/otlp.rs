@@ -97,6 +97,20 @@ impl Reply {
             ..Reply::ok()
         }
     }
+    /// 200 (gRPC `OK`) with a partial success: `rejected` items refused, with `message`. The
+    /// wire form is the same for spans, data points and log records.
+    pub fn partial_success(rejected: i64, message: &str) -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        let response = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message.to_owned(),
+            }),
+        };
+        Reply::ok().body(response.encode_to_vec())
+    }
     /// A raw response body (e.g. an encoded partial-success response, or garbage).
     pub fn body(mut self, body: Vec<u8>) -> Self {
         self.body = body;
