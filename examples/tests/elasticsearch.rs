@@ -97,6 +97,100 @@ fn scenario_1_throttling_then_recovery_loses_nothing_and_honours_retry_after() {
     assert!(stats.accounted_for(), "{stats:?}");
 }
 
+/// Scenario 1 as specified: a sustained throttling period (several seconds of `429`s, with and
+/// without `Retry-After`, then `503`s) under a steady load from the caller's thread. Nothing is
+/// lost, no retry comes before `Retry-After`, the backoff is jittered and capped, the shipper's
+/// buffer stays within its bound; the caller's emit latency is reported (not asserted).
+#[test]
+fn scenario_1_sustained_throttling_under_steady_load_loses_nothing() {
+    let es = FakeElasticsearch::start().unwrap();
+    let with_header = 3;
+    let mut script = vec![EsReply::status(429).retry_after(1); with_header];
+    script.extend(vec![EsReply::status(429); 6]);
+    script.extend(vec![EsReply::status(503); 2]);
+    let throttled = script.len();
+    es.script(script);
+    let (dispatch, guard, _) = service(&es, |_| {});
+    // 500 records/s for 6 s, timing each call; the pipeline's state sampled every 100 ms.
+    let (rate, secs) = (500u64, 6u64);
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    let mut max_buffered = 0;
+    let mut next_sample = start;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for seq in 0..rate * secs {
+            let id = format!("C-{seq}");
+            let t = Instant::now();
+            tracing::info!(seq, cl_ord_id = id.as_str(), "order routed");
+            latencies.push(t.elapsed());
+            if Instant::now() >= next_sample {
+                let stats = guard.stats();
+                let s = sink(&stats);
+                max_buffered = max_buffered.max(s.buffered);
+                assert_eq!(s.dropped_total() + stats.dropped_total(), 0, "{stats:?}");
+                next_sample += Duration::from_millis(100);
+            }
+            let due = start + Duration::from_secs_f64((seq + 1) as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    });
+    let report = guard.shutdown(Duration::from_secs(60));
+    assert!(report.completed, "{report}");
+    let seen = stored(&es);
+    let requests = es.requests();
+    let answered: Vec<u16> = requests.iter().map(|r| r.answered).collect();
+    // The shutdown began while the backend still throttled: delivery went on until it
+    // recovered (the deadline allows it) instead of giving up after one more try.
+    assert_eq!(
+        seen.len() as u64,
+        rate * secs,
+        "every record stored: {:?}, answers {answered:?}",
+        report.stats
+    );
+    assert!(seen.values().all(|&n| n == 1), "none stored twice");
+    let stats = &report.stats;
+    assert_eq!(sink(stats).dropped_total() + stats.dropped_total(), 0);
+    assert!(stats.accounted_for(), "{stats:?}");
+    // The throttled requests, then the retries that got through.
+    assert!(requests.len() > throttled, "{} requests", requests.len());
+    let gaps: Vec<Duration> = requests
+        .windows(2)
+        .take(throttled)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .collect();
+    for (i, gap) in gaps.iter().enumerate() {
+        if i < with_header {
+            assert!(
+                *gap >= Duration::from_millis(950),
+                "Retry-After honoured: {gaps:?}"
+            );
+        }
+        // Capped (5 s), with a generous margin for a loaded machine.
+        assert!(*gap <= Duration::from_secs(8), "backoff capped: {gaps:?}");
+    }
+    let outage = requests[throttled].at.duration_since(requests[0].at);
+    assert!(
+        outage >= Duration::from_secs(3),
+        "a sustained outage: {outage:?}"
+    );
+    // The buffer held the outage's records, within its bound (16 MiB; records are < 1 KiB).
+    assert!(
+        max_buffered > 0 && max_buffered < 16 * 1024,
+        "{max_buffered}"
+    );
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    println!(
+        "scenario 1: outage {outage:?}, gaps {gaps:?}, most records held {max_buffered}; emit latency p50 {:?} p99 {:?} p99.9 {:?} max {:?}",
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        latencies[latencies.len() - 1]
+    );
+}
+
 #[test]
 fn scenario_2_only_throttled_and_failed_items_are_resent_and_refusals_go_to_dead_letter() {
     let es = FakeElasticsearch::start().unwrap();
@@ -230,7 +324,8 @@ fn gzip_bodies_and_basic_auth_are_sent_and_a_dead_backend_is_counted() {
     let start = Instant::now();
     emit(&dispatch, 0, 20);
     assert!(start.elapsed() < Duration::from_secs(2));
-    let stats = guard.shutdown(Duration::from_secs(30)).stats;
+    // Delivery is retried until the shutdown's deadline, then what is left is counted.
+    let stats = guard.shutdown(Duration::from_secs(3)).stats;
     assert_eq!(sink(&stats).written, 0);
     assert_eq!(sink(&stats).dropped_total(), stats.emitted, "{stats:?}");
     assert!(stats.emitted >= 20);
@@ -380,7 +475,7 @@ fn tls_is_verified_against_the_configured_ca_and_an_untrusted_server_is_refused_
     let before = es.requests().len();
     let (dispatch, guard, _) = service(&es, |c| c.timeout = Duration::from_millis(500));
     emit(&dispatch, 100, 10);
-    let stats = guard.shutdown(Duration::from_secs(20)).stats;
+    let stats = guard.shutdown(Duration::from_secs(3)).stats;
     assert_eq!(sink(&stats).written, 0);
     assert_eq!(sink(&stats).dropped_total(), stats.emitted, "{stats:?}");
     assert!(stats.accounted_for());

@@ -11,9 +11,11 @@
 //! shared backoff; while the backend fails, memory moves to the spool (a record is
 //! acknowledged once accepted or fsynced there). Without a spool, or when it is full or
 //! failing, a parcel that does not fit in memory is counted as `buffer_full`. Audit-class
-//! records may use the spool's reserve. At shutdown, each parcel gets one more try by the
-//! deadline, and the spool is drained while the backend accepts; what fails is spooled, or
-//! counted as `sink_error`.
+//! records may use the spool's reserve. At shutdown, the backoff restarts (one immediate try),
+//! then the thread keeps delivering — honouring the backoff and `Retry-After` — until everything
+//! is delivered or the deadline passes, and drains the spool while the backend accepts; what
+//! fails is spooled for the next run, and without a spool what is still undelivered at the
+//! deadline is counted as `sink_error`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -424,7 +426,11 @@ impl Sink for Shipper {
     fn close(&mut self, deadline: Instant) -> bool {
         let shared = &*self.shared;
         let mut st = shared.lock();
-        st.stop = Some(deadline);
+        // The thread stops retrying a little before the caller's deadline, so it has finished
+        // (and counted what is left) when the caller looks.
+        let now = Instant::now();
+        let margin = (deadline.saturating_duration_since(now) / 5).min(Duration::from_millis(100));
+        st.stop = Some(deadline.checked_sub(margin).unwrap_or(deadline));
         shared.wake.notify_one();
         let st = shared.wait_done(st, deadline, |s| !s.exited);
         if !st.exited {
@@ -473,6 +479,7 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
     });
     let mut held: Option<Held> = None;
     let mut out = Vec::new();
+    let mut saw_stop = false;
     {
         // Nothing moves before the counters are bound (a replayed record must be counted).
         let mut st = shared.lock();
@@ -498,7 +505,12 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
                     let _ = spool.sync();
                 }
                 shared.publish_spool(&st);
-                let ready = stopping || backoff.ready(now);
+                if stopping && !saw_stop {
+                    // Shutdown: one immediate try, then the backoff again until the deadline.
+                    saw_stop = true;
+                    backoff.succeeded();
+                }
+                let ready = backoff.ready(now);
                 // The backend fails: memory goes to the spool, where it is safe.
                 if !ready {
                     shared.spill_memory(&mut st);
@@ -655,10 +667,8 @@ fn ship(
         }
         Some(rest) => rest,
     };
-    if st.stop.is_some() {
-        shared.drop_records(DropReason::SinkError, rest.len());
-        return None;
-    }
+    // Kept and retried after the backoff (at shutdown until the deadline: then `finish` counts
+    // it).
     Some(Held {
         parcel: rest,
         spooled_until: None,
@@ -831,7 +841,7 @@ mod tests {
         }
         // The backend never accepts: a flush cannot complete, and says so by its deadline.
         assert!(!shipper.sync(Instant::now() + Duration::from_millis(300)));
-        assert!(shipper.close(Instant::now() + Duration::from_secs(10)));
+        assert!(shipper.close(Instant::now() + Duration::from_secs(2)));
         assert!(seen.lock().unwrap().is_empty());
         let stats = acct.snapshot(0);
         let s = &stats.sinks[0];
