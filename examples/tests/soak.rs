@@ -172,12 +172,22 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
     let (logs, spans) = (report("logs"), report("spans"));
     // Memory: after warm-up, within the configured bounds (log queue 8 MiB, shipper memory
     // 4 MiB, the span queue and shipper) plus a margin — an outage must not grow it.
-    let rss: Vec<(u64, u64)> = lines
+    let samples: Vec<BTreeMap<String, String>> = lines
         .iter()
         .filter(|l| l.starts_with("rss "))
-        .map(|l| {
-            let f = fields(l);
-            (num(&f, "t"), num(&f, "kib"))
+        .map(|l| fields(l))
+        .collect();
+    let rss: Vec<(u64, u64)> = samples
+        .iter()
+        .map(|f| (num(f, "t"), num(f, "kib")))
+        .collect();
+    // Every tenth sample: t (s), RSS (KiB), log records written, dropped, held.
+    let series: Vec<(u64, u64, u64, u64, u64)> = samples
+        .iter()
+        .step_by(10)
+        .map(|f| {
+            let n = |k| num(f, k);
+            (n("t"), n("kib"), n("written"), n("dropped"), n("buffered"))
         })
         .collect();
     let warm_up = (secs / 5).max(10);
@@ -201,7 +211,8 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
         "soak: {secs} s, 2 threads x 1000 records/s (one log record and one span each), schedule {}\n\
          RSS (KiB): end of warm-up ({warm_up} s) {at_warm_up}, max after {after}, last {last}, \
          growth {} (bound {bound_kib})\n\
-         logs: {logs:?}\nspans: {spans:?}\n{}\n{}\nRSS over time (t s, KiB): {rss:?}\n",
+         logs: {logs:?}\nspans: {spans:?}\n{}\n{}\n\
+         every 10 s (t s, RSS KiB, logs written, dropped, held): {series:?}\n",
         schedule.join(","),
         after.saturating_sub(at_warm_up),
         drops
@@ -215,6 +226,8 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
             .collect::<Vec<_>>()
             .join("\n"),
     );
+    let flushed = lines.iter().find(|l| l.starts_with("flushed"));
+    let text = format!("{text}final flush: {flushed:?}\n");
     println!("{text}");
     if let Ok(path) = std::env::var("STOCKBOT_SOAK_REPORT") {
         std::fs::write(path, &text).unwrap();
