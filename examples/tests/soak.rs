@@ -10,7 +10,8 @@
 //! shutdown completes, and the load process's memory after warm-up stays within its
 //! configured bounds plus a margin (it never grows with the outage). Reported (never asserted:
 //! CI machines are noisy): RSS over time and the emitting threads' latency percentiles per
-//! phase. A minute in CI; `STOCKBOT_SOAK_SECS=600` for a longer run, and
+//! phase. A minute in CI; `STOCKBOT_SOAK_SECS=600` for a longer run (`STOCKBOT_SOAK_RATE`:
+//! records per second and thread, default 500), and
 //! `STOCKBOT_SOAK_REPORT=<file>` writes the report as Markdown (docs/reliability.md quotes one).
 
 use std::collections::{BTreeMap, HashSet};
@@ -76,6 +77,11 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    // Records per second and emitting thread (two threads; each record also opens a span).
+    let rate: u64 = std::env::var("STOCKBOT_SOAK_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
     let long = secs > 120;
     let es = FakeElasticsearch::start().unwrap();
     if long {
@@ -94,7 +100,7 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
             "--threads",
             "2",
             "--rate",
-            "1000",
+            &rate.to_string(),
         ])
         .args(["--phases", &schedule.join(",")])
         .stdout(Stdio::piped())
@@ -208,7 +214,7 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
     let latency: Vec<&String> = lines.iter().filter(|l| l.starts_with("latency ")).collect();
     let drops: Vec<&String> = lines.iter().filter(|l| l.starts_with("drops ")).collect();
     let text = format!(
-        "soak: {secs} s, 2 threads x 1000 records/s (one log record and one span each), schedule {}\n\
+        "soak: {secs} s, 2 threads x {rate} records/s (one log record and one span each), schedule {}\n\
          RSS (KiB): end of warm-up ({warm_up} s) {at_warm_up}, max after {after}, last {last}, \
          growth {} (bound {bound_kib})\n\
          logs: {logs:?}\nspans: {spans:?}\n{}\n{}\n\
