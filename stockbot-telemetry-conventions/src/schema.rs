@@ -381,6 +381,15 @@ const SECRET_MARKERS: &[&str] = &[
     "session_key",
     "access_key",
     "signature",
+    "account_number",
+    "accountnumber",
+    "bank_account",
+    "bankaccount",
+    "card_number",
+    "cardnumber",
+    "iban",
+    "cvv",
+    "cvc",
 ];
 
 /// Whether a field with this name must be redacted.
@@ -390,7 +399,9 @@ const SECRET_MARKERS: &[&str] = &[
 /// `true` if the lowercased name contains any of `password`, `passwd`, `pwd`,
 /// `secret`, `token`, `api_key`, `apikey`, `api-key`, `authorization`,
 /// `auth_header`, `credential`, `private_key`, `cookie`, `session_key`,
-/// `access_key` or `signature`.
+/// `access_key`, `signature`, or a bank or card detail: `account_number`,
+/// `accountnumber`, `bank_account`, `bankaccount`, `card_number`, `cardnumber`,
+/// `iban`, `cvv`, `cvc`.
 #[must_use]
 pub fn is_secret_name(name: &str) -> bool {
     if let Some(field) = lookup(name) {
@@ -684,6 +695,14 @@ mod tests {
             "session_key",
             "aws_access_key_id",
             "request_signature",
+            "account_number",
+            "beneficiary_accountNumber",
+            "bank_account_no",
+            "card_number",
+            "cardNumber",
+            "payout_iban",
+            "cvv2",
+            "card_cvc",
         ] {
             assert!(is_secret_name(name), "{name}");
         }
@@ -694,6 +713,11 @@ mod tests {
             "tok",
             "author",
             "session_id",
+            "account",
+            "account_id",
+            "accounting_period",
+            "card_type",
+            "bank_name",
         ] {
             assert!(!is_secret_name(name), "{name}");
         }

@@ -629,6 +629,7 @@ fn build_metrics(
         idle_timeout: (!m.idle_timeout.is_zero()).then_some(m.idle_timeout),
         default_buckets: m.default_buckets.clone(),
         buckets,
+        redact_patterns: config.log.redaction.patterns,
     }));
     for def in crate::trading::CATALOGUE {
         let unit = match def.unit {

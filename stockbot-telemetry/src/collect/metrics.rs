@@ -14,6 +14,8 @@ use metrics::{
 };
 use stockbot_telemetry_conventions::{self as conventions, Cardinality, MetricKind};
 
+use crate::process::redact::{SecretKind, redact_str};
+
 /// Label that marks the series receiving samples past a metric's cap.
 pub(crate) const OVERFLOW_LABEL: &str = "otel_metric_overflow";
 /// Labels the SDK adds to every series; a metric may not set them itself.
@@ -338,6 +340,9 @@ pub(crate) struct RegistrySettings {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) default_buckets: Vec<f64>,
     pub(crate) buckets: HashMap<String, Vec<f64>>,
+    /// Scan label values for secrets by value pattern (`log.redaction.patterns`). Values of
+    /// secret-named labels are redacted whatever this says.
+    pub(crate) redact_patterns: bool,
 }
 
 /// The SDK's own counters about metrics.
@@ -347,6 +352,8 @@ pub(crate) struct MetricsSelfStats {
     pub(crate) labels_refused: Mutex<HashMap<String, u64>>,
     pub(crate) invalid_values: Arc<AtomicU64>,
     pub(crate) expired: AtomicU64,
+    /// Secrets replaced in label values (one per secret, at each registration that had one).
+    pub(crate) label_redactions: AtomicU64,
 }
 
 /// All series of the process (or of one test).
@@ -575,11 +582,12 @@ impl MetricsRegistry {
                 kept.push(label);
             }
         }
-        let key = if stripped {
-            let key = Key::from_parts(
-                name.to_owned(),
-                kept.into_iter().cloned().collect::<Vec<_>>(),
-            );
+        // Label values: a secret never reaches the exposition or OTLP. Checked here, once per
+        // new key (the slow path), never on the handle's or the lookup's fast path.
+        let redacted = self.redact_labels(name, &kept);
+        let key = if stripped || redacted.is_some() {
+            let labels = redacted.unwrap_or_else(|| kept.into_iter().cloned().collect());
+            let key = Key::from_parts(name.to_owned(), labels);
             if let Some(cell) = self.existing(&key) {
                 return (cell.kind() == kind).then_some(cell);
             }
@@ -626,6 +634,63 @@ impl MetricsRegistry {
             }),
         );
         Some(cell)
+    }
+
+    /// The labels with every secret in their values replaced (a secret-named label's whole
+    /// value by `[REDACTED]`, secrets found by value pattern by their marker, as in logs);
+    /// `None` when there is none. Counted, and reported once per metric.
+    fn redact_labels(&self, name: &str, labels: &[&Label]) -> Option<Vec<Label>> {
+        let mut hits = Vec::new();
+        let mut out: Option<Vec<Label>> = None;
+        let mut keys: Vec<&str> = Vec::new();
+        for (i, label) in labels.iter().enumerate() {
+            let before = hits.len();
+            let value = if conventions::is_secret_name(label.key()) {
+                hits.push(SecretKind::KeyValue);
+                Some("[REDACTED]".to_owned())
+            } else if self.settings.redact_patterns {
+                match redact_str(label.value(), &mut hits) {
+                    std::borrow::Cow::Owned(v) => Some(v),
+                    std::borrow::Cow::Borrowed(_) => None,
+                }
+            } else {
+                None
+            };
+            if let Some(value) = value.filter(|_| hits.len() > before) {
+                keys.push(label.key());
+                out.get_or_insert_with(|| labels.iter().take(i).map(|l| (*l).clone()).collect())
+                    .push(Label::new(label.key().to_owned(), value));
+            } else if let Some(out) = &mut out {
+                out.push((*label).clone());
+            }
+        }
+        if hits.is_empty() {
+            return None;
+        }
+        self.stats
+            .label_redactions
+            .fetch_add(hits.len() as u64, Relaxed);
+        let first = {
+            let mut names = self
+                .rejected_names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            names.len() < MAX_REMEMBERED_REJECTIONS && names.insert(format!("redacted:{name}"))
+        };
+        if first {
+            let mut kinds: Vec<&str> = hits.iter().map(|k| k.name()).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            report(format!(
+                "label {} of metric `{name}` held secrets ({}): redacted; secrets never belong on metric labels",
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                kinds.join(", ")
+            ));
+        }
+        out
     }
 
     fn overflow_cell(&self, family: &Family) -> Cell {
@@ -871,6 +936,7 @@ mod tests {
                 idle_timeout: Some(Duration::from_secs(60)),
                 default_buckets: vec![0.001, 0.01, 0.1, 1.0],
                 buckets: HashMap::new(),
+                redact_patterns: true,
             })),
         }
     }
@@ -920,6 +986,75 @@ mod tests {
             r.registry.stats.labels_refused.lock().unwrap()["cl_ord_id"],
             100_000
         );
+    }
+
+    #[test]
+    fn secrets_in_label_values_are_redacted_once_per_series() {
+        let r = registry(100);
+        let card = "4111 1111 1111 1111";
+        let token = "ghp_R8nT2vQ9xLm4Kp7Zw3Yc6Hb1Jd5Fs0Ga8Ue2";
+        metrics::with_local_recorder(&r, || {
+            for _ in 0..3 {
+                metrics::counter!("stockbot_logins_total", "venue" => "XNAS", "reason" => format!("card {card} declined")).increment(1);
+            }
+            // Two different secrets of a kind land in one series.
+            metrics::counter!("stockbot_logins_total", "venue" => "XNAS", "reason" => "card 5500005555555559 declined").increment(1);
+            metrics::counter!("stockbot_fetches_total", "x_api_key" => "plain-but-secret", "endpoint" => format!("https://bot:pw123@h/{token}")).increment(2);
+            metrics::gauge!("stockbot_limit_ratio", "venue" => "XNAS").set(0.5);
+        });
+        let text = r.render();
+        for leaked in [card, "5500005555555559", token, "plain-but-secret", "pw123"] {
+            assert!(!text.contains(leaked), "{leaked} in\n{text}");
+        }
+        let snap = r.registry.snapshot();
+        let logins: Vec<_> = snap
+            .iter()
+            .filter(|s| s.family.name == "stockbot_logins_total")
+            .collect();
+        assert_eq!(logins.len(), 1, "one series: {logins:?}");
+        assert_eq!(
+            logins[0].labels,
+            r#"venue="XNAS",reason="card [REDACTED:card] declined""#
+        );
+        match &logins[0].cell {
+            Cell::Counter(c) => assert_eq!(c.value.load(Relaxed), 4),
+            other => panic!("{other:?}"),
+        }
+        let fetches = snap
+            .iter()
+            .find(|s| s.family.name == "stockbot_fetches_total")
+            .unwrap();
+        assert_eq!(
+            &*fetches.pairs,
+            [
+                ("x_api_key".to_owned(), "[REDACTED]".to_owned()),
+                (
+                    "endpoint".to_owned(),
+                    "https://bot:[REDACTED:url_password]@h/[REDACTED:api_key]".to_owned()
+                ),
+            ]
+        );
+        // Each registration that carried a secret counts its secrets.
+        assert_eq!(r.registry.stats.label_redactions.load(Relaxed), 3 + 1 + 3);
+        let clean = snap
+            .iter()
+            .find(|s| s.family.name == "stockbot_limit_ratio")
+            .unwrap();
+        assert_eq!(clean.labels, r#"venue="XNAS""#);
+    }
+
+    #[test]
+    fn label_value_patterns_follow_the_redaction_setting() {
+        let mut r = registry(100);
+        let mut settings = r.registry.settings.clone();
+        settings.redact_patterns = false;
+        r.registry = Arc::new(MetricsRegistry::new(settings));
+        metrics::with_local_recorder(&r, || {
+            metrics::counter!("stockbot_logins_total", "reason" => "4111111111111111", "session_token" => "abc").increment(1);
+        });
+        let text = r.render();
+        assert!(text.contains(r#"reason="4111111111111111""#), "{text}");
+        assert!(text.contains(r#"session_token="[REDACTED]""#), "{text}");
     }
 
     #[test]

@@ -416,6 +416,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            redact_patterns: true,
         }))
     }
 

@@ -326,6 +326,13 @@ fn render_self(out: &mut Out, registry: &MetricsRegistry, extra: &Extra) {
         "Metric labels removed because of their cardinality class, by label",
         refused,
     );
+    counter_family(
+        out,
+        global,
+        "stockbot_telemetry_metric_label_redactions_total",
+        "Secrets replaced in metric label values (per secret, at each registration)",
+        [(String::new(), registry.stats.label_redactions.load(Relaxed))],
+    );
     let overflow: Vec<_> = registry
         .overflowed()
         .into_iter()

@@ -55,7 +55,8 @@ fn text(v: &OwnedValue) -> String {
 }
 
 /// One field as exported: the schema's canonical name, secrets redacted, ids pseudonymised,
-/// values scanned for secret patterns.
+/// values scanned for secret patterns. `hits` gets one entry per secret replaced (a
+/// secret-named field counts as one).
 fn attribute(
     name: &str,
     value: &OwnedValue,
@@ -68,34 +69,35 @@ fn attribute(
         None => (name.to_owned(), Sensitivity::Public),
     };
     let value = match sensitivity {
-        Sensitivity::Secret => "[REDACTED]".to_owned(),
-        Sensitivity::Pseudonymised => redactor.pseudonymise(&text(value)),
-        _ => {
-            hits.clear();
-            redactor.redact_text(&text(value), hits).into_owned()
+        Sensitivity::Secret => {
+            hits.push(SecretKind::KeyValue);
+            "[REDACTED]".to_owned()
         }
+        Sensitivity::Pseudonymised => redactor.pseudonymise(&text(value)),
+        _ => redactor.redact_text(&text(value), hits).into_owned(),
     };
     (key, value)
 }
 
-/// Builds the exported form: canonical names, secrets redacted, ids pseudonymised.
+/// Builds the exported form: canonical names, secrets redacted, ids pseudonymised. `hits` gets
+/// one entry per secret replaced (counted in the span pipeline's `redactions`).
 pub(crate) fn finish(
     rec: &SpanRecord,
     clock: &RecordClock,
     service: &str,
     redactor: &Redactor,
+    hits: &mut Vec<SecretKind>,
 ) -> FinishedSpan {
     let c = &rec.ctx;
     let mut kind = SpanKind::Internal;
     let mut attributes = Vec::with_capacity(c.fields.len() + 1);
     attributes.push(("code.namespace".to_owned(), c.target.to_owned()));
-    let mut hits = Vec::new();
     for (name, value) in c.own_fields() {
         if matches!(name, "otel.kind" | "span.kind") {
             kind = SpanKind::parse(&text(value).to_ascii_lowercase()).unwrap_or(SpanKind::Internal);
             continue;
         }
-        attributes.push(attribute(name, value, redactor, &mut hits));
+        attributes.push(attribute(name, value, redactor, hits));
     }
     let extras = c.take_extras();
     let events = extras
@@ -107,21 +109,19 @@ pub(crate) fn finish(
             attributes.extend(
                 e.fields
                     .iter()
-                    .map(|(name, value)| attribute(name, value, redactor, &mut hits)),
+                    .map(|(name, value)| attribute(name, value, redactor, hits)),
             );
-            hits.clear();
             SpanEvent {
-                name: redactor.redact_text(&e.name, &mut hits).into_owned(),
+                name: redactor.redact_text(&e.name, hits).into_owned(),
                 unix_nanos: clock.unix_nanos(e.stamp),
                 attributes,
             }
         })
         .collect();
-    hits.clear();
     let status_message = extras
         .status_message
         .as_deref()
-        .map(|m| redactor.redact_text(m, &mut hits).into_owned())
+        .map(|m| redactor.redact_text(m, hits).into_owned())
         .unwrap_or_default();
     FinishedSpan {
         trace_id: c.trace_id,
@@ -162,6 +162,8 @@ pub(crate) struct SpanWorker {
     pub(crate) sinks: Vec<SinkSlot>,
     pub(crate) batch: Batch,
     pub(crate) batch_max: usize,
+    /// Secrets replaced in the span being encoded (reused between spans).
+    hits: Vec<SecretKind>,
 }
 
 impl SpanWorker {
@@ -184,6 +186,7 @@ impl SpanWorker {
                 max_bytes: 1 << 20,
             }),
             batch_max,
+            hits: Vec::new(),
         }
     }
 
@@ -218,16 +221,18 @@ impl SpanWorker {
 
     /// Appends one span as a JSON line to the batch (a panic loses only this span, counted).
     fn encode(&mut self, rec: &SpanRecord) {
-        let (clock, service, redactor, out) = (
+        let (clock, service, redactor, out, hits) = (
             &self.clock,
             &self.service,
             &self.redactor,
             &mut self.batch.bytes,
+            &mut self.hits,
         );
         let start = out.len();
         let mut limited = 0;
+        hits.clear();
         let encoded = catch_unwind(AssertUnwindSafe(|| {
-            let span = finish(rec, clock, service, redactor);
+            let span = finish(rec, clock, service, redactor, hits);
             let d = span.dropped;
             limited = u64::from(d.attributes) + u64::from(d.events) + u64::from(d.links);
             out.extend_from_slice(to_json_line(&span).as_bytes());
@@ -235,6 +240,12 @@ impl SpanWorker {
         }));
         // What the span limits cut off: visible in the spans pipeline's `truncated` counter.
         self.pipeline.acct.truncated.fetch_add(limited, Relaxed);
+        if !self.hits.is_empty() {
+            self.pipeline
+                .acct
+                .redactions
+                .fetch_add(self.hits.len() as u64, Relaxed);
+        }
         if encoded.is_err() {
             self.batch.bytes.truncate(start);
             self.pipeline.acct.lost_to_panic();

@@ -1,10 +1,12 @@
 //! Redaction of secrets and PII from log text, before any sink sees it.
 //!
 //! [`Redactor::redact_text`] finds secrets by the shape of their *value* (a Luhn-valid card
-//! number, a mod-97-valid IBAN, a `Bearer` token, the value of a `password=` style key, a
-//! provider API key, a JWT, a password in a URL, a PEM private key) and replaces each with the
-//! fixed marker of its [`SecretKind`]. [`Redactor::pseudonymise`] turns an identifier such as an
-//! account id into a keyed hash that stays searchable but never shows the raw value.
+//! number, a mod-97-valid IBAN, a `Bearer` token, the value of a `password=` style key or of a
+//! FIX password tag, a provider API key, a JWT, a password in a URL, a PEM private key) and
+//! replaces each with the fixed marker of its [`SecretKind`]. The same scan runs over metric
+//! label values when a label set is first registered. [`Redactor::pseudonymise`] turns an
+//! identifier such as an account id into a keyed hash that stays searchable but never shows the
+//! raw value.
 //!
 //! # How it scans
 //!
@@ -19,7 +21,7 @@
 //! [`Cow::Borrowed`] without allocating.
 //!
 //! Every scan is linear in the input: each matcher caps how far it looks or consumes what it
-//! looked at, and a failed JWT attempt remembers how far it proved that no JWT can begin; the
+//! looked at (a list or map value is consumed to its closing bracket), and a failed JWT attempt remembers how far it proved that no JWT can begin; the
 //! backward look at a key name stops at the previous `:`/`=`. Text that a replacement keeps
 //! between its trigger and the secret (the user of `https://user:pw@host`, the `Bearer ` before a
 //! token) is scanned too before the replacement is written.
@@ -34,7 +36,21 @@
 //!   `tokenizer=foo`, `token_count=3`, `secretary=x` and `PWD=/home/x` **are** redacted. When
 //!   matching, `-` and `.` in the key count as `_` (so `X-Api-Key`, `access-key` and
 //!   `client.secret` are caught), and `accesskey` / `privatekey` (camelCase `accessKey`,
-//!   `privateKey`) are keywords too.
+//!   `privateKey`) are keywords too. Bank and card details are keywords as well:
+//!   `account_number`/`accountnumber`, `bank_account`/`bankaccount`, `card_number`/`cardnumber`,
+//!   `cvv`, `cvc`, and `credential` (so `credentials: {…}` goes whole). Plain `account` is not: it
+//!   is the trading account, pseudonymised as a field and left alone in text.
+//! * A secret-named key's value goes whole in the shapes `Debug` gives it: `Some(…)` and up to
+//!   four nested tuple structs (`api_key: ApiKey("…")`, `Some(Token(Secret("…")))`, with the
+//!   line breaks of `{:#?}` after each `(`) are looked into when what they wrap is quoted or
+//!   bracketed (otherwise the unquoted value is redacted as usual, so `password=Pa55(word)`
+//!   keeps nothing of the password); a byte string `b"…"` is looked into; a list or a map
+//!   (`[12, 34]`, `{"user": …}`) is redacted to its matching bracket (nesting and double-quoted
+//!   strings honoured, to the end of the text when never closed), then to the end of the value.
+//!   `[REDACTED]` (a field already redacted by class) counts as already redacted.
+//! * FIX: the values of tags 554 (Password) and 925 (NewPassword) are redacted when the tag
+//!   follows an SOH, a `|`, a space or the start of the text; the value ends at the next SOH or
+//!   `|`. Other numeric keys never are.
 //! * Card numbers must start with a digit 2–9: major industry identifiers 0 (ISO/TC 68) and 1
 //!   (airlines) are not payment cards, and excluding them keeps epoch timestamps
 //!   (`1732400000000`, `1763937215123456789`) and zero-padded ids (`0000000000000000`, which is
@@ -109,14 +125,7 @@ impl SecretKind {
         }
     }
 
-    /// A short stable name for this kind, used as a metric label (e.g. `card`).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "label of the per-kind redaction counter (reliability suite)"
-        )
-    )]
+    /// A short stable name for this kind (e.g. `card`), as named in reports.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::CardNumber => "card",
@@ -293,10 +302,12 @@ const DIGIT: u16 = 1 << 10;
 const UPPER: u16 = 1 << 11;
 /// Space or tab.
 const SPACE: u16 = 1 << 12;
-/// First bytes of key keywords: `[aAPpsStT]`.
+/// First bytes of key keywords: `[aAbBcCpPsStT]`.
 const KEYWORD: u16 = 1 << 13;
 /// `[cCkKwWzZ]`: every key keyword holds one of these (a cheap filter for keys).
 const RARE: u16 = 1 << 14;
+/// Space, tab, CR or LF: what pretty `Debug` (`{:#?}`) puts inside a wrapper's parentheses.
+const BLANK: u16 = 1 << 15;
 
 // Where a pattern may begin: a position is a candidate when its byte, the byte after it and
 // the byte before it share a group.
@@ -394,7 +405,10 @@ const fn build_class_table() -> [u16; 256] {
         if upper {
             v |= UPPER;
         }
-        if matches!(c.to_ascii_lowercase(), b'a' | b'p' | b's' | b't') {
+        if matches!(
+            c.to_ascii_lowercase(),
+            b'a' | b'b' | b'c' | b'p' | b's' | b't'
+        ) {
             v |= KEYWORD;
         }
         if matches!(c.to_ascii_lowercase(), b'c' | b'k' | b'w' | b'z') {
@@ -406,8 +420,9 @@ const fn build_class_table() -> [u16; 256] {
             b'.' => v |= TOKEN | KEY,
             b'~' | b'+' | b'/' => v |= TOKEN,
             b'=' => v |= TOKEN,
-            b' ' => v |= PEM_LABEL | SPACE,
-            b'\t' => v |= SPACE,
+            b' ' => v |= PEM_LABEL | SPACE | BLANK,
+            b'\t' => v |= SPACE | BLANK,
+            b'\n' | b'\r' => v |= BLANK,
             _ => {}
         }
         if c < 0x20 || c == 0x7f || c == b' ' {
@@ -498,8 +513,9 @@ impl Found {
     }
 }
 
-/// The scanner behind [`Redactor::redact_text`] (see the module documentation).
-fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'a, str> {
+/// The scanner behind [`Redactor::redact_text`] (see the module documentation); also used on
+/// metric label values, which need no pseudonym key.
+pub(crate) fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'a, str> {
     const BLOCK: usize = 64;
     let b = text.as_bytes();
     let n = b.len();
@@ -898,7 +914,17 @@ fn classify_key(key: &[u8]) -> KeyClass {
                 secret |= has(rest, b"api_key")
                     || has(rest, b"apikey")
                     || has(rest, b"access_key")
-                    || has(rest, b"accesskey");
+                    || has(rest, b"accesskey")
+                    || has(rest, b"account_number")
+                    || has(rest, b"accountnumber");
+            }
+            b'b' => secret |= has(rest, b"bank_account") || has(rest, b"bankaccount"),
+            b'c' => {
+                secret |= has(rest, b"card_number")
+                    || has(rest, b"cardnumber")
+                    || has(rest, b"credential")
+                    || has(rest, b"cvv")
+                    || has(rest, b"cvc");
             }
             b'p' => {
                 secret |= has(rest, b"password")
@@ -943,6 +969,20 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
         key_start -= 1;
         seen |= class(at(b, key_start));
     }
+    // A FIX password field: tag 554 (Password) or 925 (NewPassword) after an SOH or `|`.
+    if v == p + 1
+        && at(b, p) == b'='
+        && matches!(b.get(key_start..key_end), Some(b"554" | b"925"))
+        && (key_start == 0 || matches!(at(b, key_start - 1), 0x01 | b'|' | b' '))
+    {
+        let len = b
+            .get(v..)?
+            .iter()
+            .position(|&c| c == b'|' || class(c) & VALUE_END != 0);
+        let end = len.map_or(b.len(), |len| v + len);
+        return (end > v && !has_at(b, v, b"[REDACTED"))
+            .then(|| Found::new((v, end), SecretKind::KeyValue));
+    }
     // Every keyword is at least 3 bytes long and holds one of `c k w z`.
     if key_end - key_start < 3 || seen & RARE == 0 {
         return None;
@@ -955,6 +995,12 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
     v += run(b, v, SPACE, usize::MAX);
     if has_at(b, v, b"Some(") {
         v += 5;
+        v += run(b, v, BLANK, 64);
+    }
+    v = unwrap_newtypes(b, v);
+    // A byte string's `Debug` (`b"…"`).
+    if at(b, v) == b'b' && at(b, v + 1) == b'"' {
+        v += 1;
     }
     let (quote, escaped, mut start) = match (at(b, v), at(b, v + 1)) {
         (q @ (b'"' | b'\''), _) => (Some(q), false, v + 1),
@@ -971,7 +1017,10 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
         && (1..=4).contains(&spaces)
         && (key_class == KeyClass::Authorization || has_at_ci(b, start, b"bearer"));
     // Already redacted (a record processed twice): leave it, and count nothing.
-    if has_at(b, start, b"[REDACTED:") || (scheme && has_at(b, cred, b"[REDACTED:")) {
+    if has_at(b, start, b"[REDACTED:")
+        || has_at(b, start, b"[REDACTED]")
+        || (scheme && has_at(b, cred, b"[REDACTED:"))
+    {
         return None;
     }
     if let Some(range) = match_scheme(b, start, b"bearer", 1) {
@@ -990,11 +1039,62 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
             start = cred;
         }
     }
-    let end = match quote {
-        Some(q) => quoted_end(b, start, q, escaped),
-        None => unquoted_end(b, start),
+    let end = match (quote, at(b, start)) {
+        (Some(q), _) => quoted_end(b, start, q, escaped),
+        // A list or a map (`Debug` of a `Vec<u8>` key, a JSON object of credentials): all of it.
+        (None, b'[' | b'{') => unquoted_end(b, bracket_end(b, start)),
+        (None, _) => unquoted_end(b, start),
     };
     (end > start).then(|| Found::new((start, end), SecretKind::KeyValue))
+}
+
+/// Skips the `Name(` of up to 4 nested tuple structs in `Debug` output (`ApiKey("…")`,
+/// `Secret(Token([…]))`, and the line breaks of `{:#?}` after each) at `v`, when what they wrap
+/// is quoted or bracketed; otherwise `v`.
+fn unwrap_newtypes(b: &[u8], v: usize) -> usize {
+    let mut p = v;
+    for _ in 0..4 {
+        if !is(b, p, UPPER) {
+            break;
+        }
+        let len = run(b, p, WORD, 64);
+        if at(b, p + len) != b'(' {
+            break;
+        }
+        p += len + 1;
+        p += run(b, p, BLANK, 64);
+    }
+    let wrapped = match (at(b, p), at(b, p + 1)) {
+        (b'"' | b'\'' | b'[' | b'{', _) => true,
+        (b'\\', q) => matches!(q, b'"' | b'\''),
+        _ => false,
+    };
+    if wrapped { p } else { v }
+}
+
+/// End of the list or map opening at `from` (`[` or `{`): after its matching closing bracket,
+/// counting nested `[]`/`{}` and skipping double-quoted strings (backslash escapes honoured);
+/// the end of the text when it is never closed (it may span the lines of pretty `Debug`).
+fn bracket_end(b: &[u8], from: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut j = from;
+    while let Some(&c) = b.get(j) {
+        match c {
+            b'\\' => j += 1,
+            b'"' => in_string = !in_string,
+            b'[' | b'{' if !in_string => depth += 1,
+            b']' | b'}' if !in_string => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    b.len()
 }
 
 /// End of a quoted value starting at `from`: the closing quote (`\q` when `escaped`), honouring
@@ -1414,6 +1514,142 @@ mod tests {
     }
 
     #[test]
+    fn debug_wrappers_lists_and_maps() {
+        // Tuple structs around a secret (`Debug` of newtypes), nested, inside `Some`.
+        assert_red(
+            r#"Creds { user: "ops", api_key: ApiKey("k-Zx81Qp-live"), password: Password("hunter2") }"#,
+            r#"Creds { user: "ops", api_key: ApiKey("[REDACTED:secret]"), password: Password("[REDACTED:secret]") }"#,
+            &[KeyValue, KeyValue],
+        );
+        assert_red(
+            r#"Cfg { token: Some(Token(Secret("tok-abc"))), pool: 4 }"#,
+            r#"Cfg { token: Some(Token(Secret("[REDACTED:secret]"))), pool: 4 }"#,
+            &[KeyValue],
+        );
+        // Lists and maps under a secret key: all of them, nested brackets and quoted
+        // brackets included.
+        assert_red(
+            "Key { secret_key: [12, 34, 56], id: 7 }",
+            "Key { secret_key: [REDACTED:secret], id: 7 }",
+            &[KeyValue],
+        );
+        assert_red(
+            r#"{"credentials": {"user":"bob","pass":"x]}","n":[1,{"a":2}]}, "n": 1}"#,
+            r#"{"credentials": [REDACTED:secret], "n": 1}"#,
+            &[KeyValue],
+        );
+        assert_red(
+            r#"{"tokens": ["a", "b"], "user": "bob"}"#,
+            r#"{"tokens": [REDACTED:secret], "user": "bob"}"#,
+            &[KeyValue],
+        );
+        assert_red(
+            "private_key: PrivateKey([\n    1,\n    2,\n]),\nid: 7",
+            "private_key: PrivateKey([REDACTED:secret]),\nid: 7",
+            &[KeyValue],
+        );
+        assert_red(
+            "Login {\n    user: \"ops\",\n    password: Password(\n        [\n            104,\n            105,\n        ],\n    ),\n}",
+            "Login {\n    user: \"ops\",\n    password: Password(\n        [REDACTED:secret],\n    ),\n}",
+            &[KeyValue],
+        );
+        // Pretty `Debug` of an `Option<String>` and of a newtype around a string.
+        assert_red(
+            "Login {\n    password: Some(\n        \"hunter2\",\n    ),\n    api_key: ApiKey(\n        \"k-1\",\n    ),\n}",
+            "Login {\n    password: Some(\n        \"[REDACTED:secret]\",\n    ),\n    api_key: ApiKey(\n        \"[REDACTED:secret]\",\n    ),\n}",
+            &[KeyValue, KeyValue],
+        );
+        assert_red(
+            "token=[never closed, 1, 2",
+            "token=[REDACTED:secret]",
+            &[KeyValue],
+        );
+        // A byte string's `Debug`.
+        assert_red(
+            r#"Req { password: b"hunter2" }"#,
+            r#"Req { password: b"[REDACTED:secret]" }"#,
+            &[KeyValue],
+        );
+        // Not a wrapper: parentheses inside a password do not let any of it through.
+        assert_red(
+            "password=Pa55(Word) next",
+            "password=[REDACTED:secret]) next",
+            &[KeyValue],
+        );
+        assert_red("token: Token(42)", "token: [REDACTED:secret])", &[KeyValue]);
+        // Already redacted by field class: left alone.
+        assert_red("password: [REDACTED], x", "password: [REDACTED], x", &[]);
+    }
+
+    #[test]
+    fn fix_passwords() {
+        assert_red(
+            "8=FIX.4.4|9=70|35=A|49=BOT|56=XNAS|553=ops|554=Fix-Pa55-7731|925=N3w-Pa55|10=012|",
+            "8=FIX.4.4|9=70|35=A|49=BOT|56=XNAS|553=ops|554=[REDACTED:secret]|925=[REDACTED:secret]|10=012|",
+            &[KeyValue, KeyValue],
+        );
+        assert_red(
+            "8=FIX.4.4\u{1}35=A\u{1}554=pw\u{1}10=1\u{1}",
+            "8=FIX.4.4\u{1}35=A\u{1}554=[REDACTED:secret]\u{1}10=1\u{1}",
+            &[KeyValue],
+        );
+        assert_red("554=pw", "554=[REDACTED:secret]", &[KeyValue]);
+        assert_clean("qty=554 x1554=2 5540=3 554==4 a554=5 price:554=6");
+        assert_clean("8=FIX.4.4|35=D|11=C-554|38=554|44=554.25|10=554|");
+    }
+
+    #[test]
+    fn bank_and_card_keys() {
+        assert_red(
+            "account_number=54873219 sort_code=60-16-13",
+            "account_number=[REDACTED:secret] sort_code=60-16-13",
+            &[KeyValue],
+        );
+        assert_red(
+            r#"BankDetails { holder: "Ops", bank_account: "0012345678", accountNumber: "54873219" }"#,
+            r#"BankDetails { holder: "Ops", bank_account: "[REDACTED:secret]", accountNumber: "[REDACTED:secret]" }"#,
+            &[KeyValue, KeyValue],
+        );
+        assert_red(
+            "card_number=4111111111111112 cvv=123 CVC: 987, credentials: x",
+            "card_number=[REDACTED:secret] cvv=[REDACTED:secret] CVC: [REDACTED:secret], \
+             credentials: [REDACTED:secret]",
+            &[KeyValue; 4],
+        );
+        for text in [
+            "account=ACC-0042 account_id=ACC-0042 accounting=on",
+            "card=visa discount=5 currency=USD bank=HSBC scope=eu",
+            "cv=1 cvx=2",
+        ] {
+            assert_clean(text);
+        }
+    }
+
+    /// Normal trading data must come through untouched: a false positive hides what an
+    /// operator needs to read.
+    #[test]
+    fn trading_data_is_not_redacted() {
+        for text in [
+            "order C-123456 filled 1500 @ 101.25, cl_ord_id=C-123456 orig_cl_ord_id=C-123455",
+            "order ORD-20261123-000042 qty=1500 price=0.00012345 notional=151875.00 USD",
+            "at 2026-11-23T22:33:35.123456789Z (epoch 1763937215123456789 ns, 1763937215123 ms)",
+            "trace.id=4bf92f3577b34da6a3ce929d0e0e4736 span.id=00f067aa0ba902b7",
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "request 550e8400-e29b-41d4-a716-446655440000 session=7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            "symbols AAPL MSFT BRK.B ES=F EURUSD XNAS ISIN US0378331005 CUSIP 037833100",
+            "qty 100 200 300 400 500 600, sizes 1000 2500 5000",
+            "8=FIX.4.4|9=178|35=D|49=SENDER|56=TARGET|34=12|52=20261123-22:33:35.123|11=C-123456|55=AAPL|54=1|38=100|44=101.25|40=2|10=128|",
+            r#"Order { cl_ord_id: "C-123456", symbol: "AAPL", side: Buy, qty: 100, price: Some(101.25), account: "pseu_0123456789abcdef" }"#,
+            r#"{"order.cl_ord_id":"C-1","price":101.25,"qty":100,"venue":"XNAS","side":"buy"}"#,
+            "GET https://broker.example/api/v2/orders?symbol=AAPL&limit=100 -> 200 in 12ms",
+            "connected to 10.1.2.3:443 and [::1]:9464, sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "pnl=-1234.56 slippage_bps=2.5 latency_p99=0.000123 seq_num=4111111",
+        ] {
+            assert_clean(text);
+        }
+    }
+
+    #[test]
     fn api_keys() {
         let google = "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q";
         assert_eq!(google.len(), 39);
@@ -1598,6 +1834,10 @@ mod tests {
             "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln",
             "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
             r#"{"msg":"{\"password\":\"hunter2\"}"}"#,
+            r#"Creds { api_key: ApiKey("k-1"), token: Some(Token([1, 2])) }"#,
+            r#"{"credentials": {"user":"bob","pass":"x"}, "account_number": "54873219"}"#,
+            "Login {\n    password: Some(\n        \"hunter2\",\n    ),\n}",
+            "8=FIX.4.4|35=A|553=ops|554=Fix-Pa55|10=012|",
         ] {
             let mut hits = Vec::new();
             let once = r.redact_text(line, &mut hits).into_owned();
@@ -1751,6 +1991,17 @@ mod tests {
         "bearer",
         "Basic ",
         "Some(",
+        "ApiKey(",
+        "[",
+        "]",
+        "{",
+        "b\"",
+        "account_number",
+        "bank_account",
+        "cvv",
+        "credentials",
+        "554=",
+        "|",
         "eyJ",
         "eyJhbGciOiJIUzI1NiJ9",
         "abcdefghijkl",
@@ -1902,6 +2153,12 @@ mod tests {
             format!("bearer {}", " ".repeat(MB)),
             "xoxb-".repeat(MB / 5),
             "Authorization: ".repeat(MB / 15),
+            "password=[".repeat(MB / 10),
+            format!("token: {}", "{".repeat(MB)),
+            format!("token: [{}", "\"".repeat(MB)),
+            "key: ApiKey(Secret(".repeat(MB / 19),
+            "password: Some(".repeat(MB / 15),
+            format!("a://token:[{}@h", "x".repeat(MB)),
             "é→😀".repeat(MB / 9),
             random,
         ];
