@@ -295,8 +295,10 @@ impl TelemetryGuard {
             .map(|m| (m.render)(crate::export::exposition::Format::OpenMetrics))
     }
 
-    /// Waits until every record emitted before this call is written, or `timeout` passes.
-    /// Returns whether everything was written in time.
+    /// Waits until every record the pipelines accepted before this call is written (delivered,
+    /// or safely in a network sink's spool), or `timeout` passes. Returns whether everything
+    /// was written in time. Records refused on emit (a full queue) are not waited for: they are
+    /// already counted as dropped (`stats().dropped`).
     pub fn flush(&self, timeout: Duration) -> bool {
         let start = Instant::now();
         let spans = self.spans.as_ref().is_none_or(|s| s.flush(timeout));

@@ -1,7 +1,9 @@
 //! Drop accounting: for every sink, `emitted = written + dropped{reason} + buffered`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::sync::{AtomicBool, AtomicU64};
 
 /// Why a record was lost. Every drop increments exactly one counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

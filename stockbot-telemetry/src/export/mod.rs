@@ -22,6 +22,7 @@ pub(crate) mod shipper;
 pub(crate) mod sink;
 pub(crate) mod span_worker;
 pub(crate) mod spool;
+mod sync;
 pub(crate) mod tls;
 pub(crate) mod worker;
 

@@ -1,11 +1,12 @@
 //! State shared by the callers' threads, the worker and the guard.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::accounting::{Accounting, DropReason, PipelineStats};
 use super::queue::Queue;
+use super::sync::{AtomicBool, Condvar, Mutex, MutexGuard, wait_timeout};
 
 /// What a pipeline carries: log records, span records.
 pub(crate) trait Item: Send + 'static {
@@ -152,11 +153,7 @@ impl<T> Pipeline<T> {
             if now >= deadline {
                 return false;
             }
-            c = self
-                .control_cv
-                .wait_timeout(c, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            c = wait_timeout(&self.control_cv, c, deadline - now);
         }
     }
 
@@ -216,8 +213,10 @@ impl<T> Pipeline<T> {
     /// The worker panicked outside the per-record guards: account for everything it held or
     /// that is still queued, refuse new records (counted as `worker_dead`), and say so once.
     pub(crate) fn worker_died(&self) {
-        self.closed.store(true, Ordering::Release);
+        // `dead` before `closed`: a caller that sees `closed` counts `closed_reason()`, which
+        // must then say `worker_dead`, not `shutdown` (found by tests/loom_queue.rs).
         self.control().dead = true;
+        self.closed.store(true, Ordering::Release);
         self.acct.worker_panics.fetch_add(1, Ordering::Relaxed);
         let in_flight = self.acct.in_flight.swap(0, Ordering::AcqRel);
         for sink in &self.acct.sinks {
@@ -231,5 +230,234 @@ impl<T> Pipeline<T> {
         );
         self.control().exited = true;
         self.control_cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The real timed waits, which the loom model (`tests/loom_queue.rs`) cannot reach: a
+    //! consumer that follows the worker's protocol with a 1 ms flush interval (its `wait` times
+    //! out all the time), producers emitting unique ids, flushes with long and very short
+    //! timeouts, and a shutdown while the producers carry on. Every record is written once or
+    //! refused and counted, exactly.
+
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::time::Duration;
+
+    // `super::super`, not `crate::export`: tests/loom_queue.rs includes this file (its
+    // `#[test]` functions are not built there, the rest is).
+    use super::super::queue::QueueLimits;
+    use super::{Accounting, DropReason, Item, Pipeline, Queue};
+
+    thread_local! {
+        /// Records destroyed on this thread without being written: on a producer's thread,
+        /// exactly the ones the pipeline refused (dropped inside `submit`).
+        static UNWRITTEN_HERE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    }
+
+    struct Rec {
+        id: u64,
+        audit: bool,
+        written: bool,
+    }
+
+    impl Item for Rec {
+        fn size_bytes(&self) -> usize {
+            // Mostly small, now and then large: both the item and the byte bound refuse.
+            if self.id.is_multiple_of(50) {
+                1_000
+            } else {
+                10
+            }
+        }
+        fn is_audit(&self) -> bool {
+            self.audit
+        }
+    }
+
+    impl Drop for Rec {
+        fn drop(&mut self) {
+            if !self.written {
+                UNWRITTEN_HERE.with(|d| d.borrow_mut().push(self.id));
+            }
+        }
+    }
+
+    /// The sink: ids written, and how many came a second time.
+    #[derive(Default)]
+    struct Sink {
+        written: std::sync::Mutex<(HashSet<u64>, u64)>,
+    }
+
+    /// The worker's protocol (`worker.rs::Worker::run`, as `tests/loom_queue.rs` models it),
+    /// then `worker_exited`. Returns the records it destroyed unwritten (none, if nothing is
+    /// lost).
+    fn consume(p: &Pipeline<Rec>, sink: &Sink) -> Vec<u64> {
+        let mut seen = 0;
+        let mut records = Vec::new();
+        loop {
+            let (epoch, shutdown, _) = p.worker_round();
+            p.drain_round(!shutdown, 16, &mut records, |chunk| {
+                let n = chunk.len() as u64;
+                let mut w = sink.written.lock().unwrap();
+                for mut rec in chunk.drain(..) {
+                    rec.written = true;
+                    if !w.0.insert(rec.id) {
+                        w.1 += 1;
+                    }
+                }
+                drop(w);
+                p.acct.sinks[0].written(n);
+                p.acct.in_flight.fetch_sub(n, Relaxed);
+            });
+            p.flush_done(epoch, true);
+            if shutdown {
+                break;
+            }
+            seen = p.queue.wait(seen, p.flush_interval);
+        }
+        p.worker_exited();
+        drop(records);
+        UNWRITTEN_HERE.take()
+    }
+
+    /// A caller's thread as `collect/layer.rs` emits: the closed check, then `submit`.
+    fn emit(p: &Pipeline<Rec>, rec: Rec) {
+        if p.is_closed() {
+            p.acct.emitted.fetch_add(1, Relaxed);
+            p.acct.dropped(p.closed_reason());
+            return;
+        }
+        p.submit(rec);
+    }
+
+    #[test]
+    fn emit_flush_and_shutdown_race_with_real_timeouts() {
+        const PRODUCERS: u64 = 4;
+        const PER_PRODUCER: u64 = 20_000;
+        let p = Arc::new(Pipeline::new(
+            Queue::new(QueueLimits {
+                capacity: 64,
+                audit_reserve: 8,
+                max_bytes: 2_000,
+                wake_at: 16,
+            }),
+            Accounting::new(["sink".to_owned()]),
+            Duration::from_millis(1),
+        ));
+        let sink = Arc::new(Sink::default());
+        let consumer = {
+            let (p, sink) = (Arc::clone(&p), Arc::clone(&sink));
+            std::thread::spawn(move || consume(&p, &sink))
+        };
+        let progress = Arc::new(AtomicU64::new(0));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|t| {
+                let (p, sink, progress) =
+                    (Arc::clone(&p), Arc::clone(&sink), Arc::clone(&progress));
+                std::thread::spawn(move || {
+                    let mut unchecked = Vec::new();
+                    let mut long_flushes = 0;
+                    for i in 0..PER_PRODUCER {
+                        let id = t * 1_000_000 + i;
+                        let rec = Rec {
+                            id,
+                            audit: i.is_multiple_of(7),
+                            written: false,
+                        };
+                        emit(&p, rec);
+                        unchecked.push(id);
+                        progress.fetch_add(1, Relaxed);
+                        // Every 500 records, at a different point on each thread.
+                        if (i + t * 131).is_multiple_of(500) {
+                            // A very short flush may time out; a long one must succeed (the
+                            // worker lives until the shutdown, and a flush after it has exited
+                            // succeeds too) — a hang would show here as `false` after 10 s.
+                            let _ = p.flush(Duration::from_micros(50));
+                            assert!(p.flush(Duration::from_secs(10)), "a flush timed out");
+                            long_flushes += 1;
+                            let refused: HashSet<u64> =
+                                UNWRITTEN_HERE.with(|d| d.borrow().iter().copied().collect());
+                            let missing: Vec<u64> = {
+                                let written = &sink.written.lock().unwrap().0;
+                                unchecked
+                                    .drain(..)
+                                    .filter(|id| !written.contains(id) && !refused.contains(id))
+                                    .collect()
+                            };
+                            assert!(
+                                missing.is_empty(),
+                                "emitted before a successful flush, neither written nor \
+                                 refused: {missing:?}"
+                            );
+                        }
+                    }
+                    assert!(long_flushes > 0);
+                    UNWRITTEN_HERE.take()
+                })
+            })
+            .collect();
+
+        // Shut down a third of the way, while the producers carry on (or at once if one of
+        // them failed).
+        while progress.load(Relaxed) < PRODUCERS * PER_PRODUCER / 3
+            && !producers.iter().any(|t| t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            p.shutdown(Duration::from_secs(30)),
+            "the worker did not finish"
+        );
+        let after = p.stats();
+        assert_eq!(after.buffered(), 0, "{after:?}");
+        assert!(!after.worker_alive);
+        let written_at_shutdown = sink.written.lock().unwrap().0.len();
+
+        let mut refused = HashSet::new();
+        for producer in producers {
+            for id in producer.join().unwrap() {
+                assert!(refused.insert(id), "{id} refused twice");
+            }
+        }
+        assert_eq!(
+            consumer.join().unwrap(),
+            Vec::<u64>::new(),
+            "lost by the worker"
+        );
+        let (written, twice) = std::mem::take(&mut *sink.written.lock().unwrap());
+        assert_eq!(twice, 0, "records written twice");
+        assert_eq!(
+            written.len(),
+            written_at_shutdown,
+            "written after shutdown returned"
+        );
+        assert!(written.is_disjoint(&refused), "written and refused");
+
+        let stats = p.stats();
+        let emitted = PRODUCERS * PER_PRODUCER;
+        assert_eq!(stats.emitted, emitted, "{stats:?}");
+        assert_eq!(written.len() as u64 + refused.len() as u64, emitted);
+        assert_eq!(stats.sinks[0].written, written.len() as u64, "{stats:?}");
+        assert_eq!(stats.dropped_total(), refused.len() as u64, "{stats:?}");
+        let expected: u64 = [
+            DropReason::QueueFull,
+            DropReason::QueueBytes,
+            DropReason::Shutdown,
+        ]
+        .iter()
+        .map(|r| stats.dropped[r.as_str()])
+        .sum();
+        assert_eq!(
+            expected,
+            refused.len() as u64,
+            "other drop reasons: {stats:?}"
+        );
+        assert_eq!(stats.sinks[0].dropped_total(), 0, "{stats:?}");
+        assert_eq!(stats.buffered(), 0, "{stats:?}");
+        assert!(stats.accounted_for(), "{stats:?}");
     }
 }

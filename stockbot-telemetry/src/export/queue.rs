@@ -3,10 +3,10 @@
 //! caller counts the drop. Part of the capacity is reserved for audit-class items.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::accounting::DropReason;
+use super::sync::{Condvar, Mutex, MutexGuard, wait_timeout_while};
 
 /// Capacity settings.
 #[derive(Debug, Clone, Copy)]
@@ -149,12 +149,9 @@ impl<T> Queue<T> {
         if s.items.len() >= self.wake_items || s.wakeups != seen {
             return s.wakeups;
         }
-        let (s, _) = self
-            .ready
-            .wait_timeout_while(s, timeout, |s| {
-                s.items.len() < self.wake_items && s.wakeups == seen
-            })
-            .unwrap_or_else(|p| p.into_inner());
+        let s = wait_timeout_while(&self.ready, s, timeout, |s| {
+            s.items.len() < self.wake_items && s.wakeups == seen
+        });
         s.wakeups
     }
 }
