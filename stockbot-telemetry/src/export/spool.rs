@@ -349,7 +349,19 @@ impl Spool {
             return Err(self.write_failed(now, None));
         };
         let before = self.segments.back().map_or(0, |s| s.1);
-        if writer.write_all(&frame).is_err() {
+        // Tests tear the write here: half the frame reaches the file, then the disk is full.
+        #[cfg(feature = "fail-points")]
+        let torn = fail::eval("stockbot-spool-write", |_| ()).is_some();
+        #[cfg(not(feature = "fail-points"))]
+        let torn = false;
+        let written = if torn {
+            writer
+                .write_all(&frame[..frame.len() / 2])
+                .and(Err(std::io::Error::from_raw_os_error(28)))
+        } else {
+            writer.write_all(&frame)
+        };
+        if written.is_err() {
             return Err(self.write_failed(now, Some(before)));
         }
         if let Some(back) = self.segments.back_mut() {

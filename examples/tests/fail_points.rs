@@ -1,16 +1,25 @@
-//! RELIABILITY.md scenario 8 for network sinks: the Elasticsearch sink's shipper thread dies
-//! (a fail point panics outside the transport's guarded `send`, feature `fail-points`). It is
-//! detected: `stockbot_telemetry_exporter_up{sink="elasticsearch"}` drops to 0, what the thread
-//! held and every later record of that sink are counted as `shipper_dead`, the other sinks and
-//! the caller carry on, and the accounting identity stays exact (every record has a unique id).
+//! Fail points of the core crate (feature `fail-points`) under a network sink, against the fake
+//! Elasticsearch. Fail points are process-wide: `fail::FailScenario` makes the tests take turns.
+//!
+//! - RELIABILITY.md scenario 8 for network sinks: the Elasticsearch sink's shipper thread dies
+//!   (a panic outside the transport's guarded `send`). It is detected:
+//!   `stockbot_telemetry_exporter_up{sink="elasticsearch"}` drops to 0, what the thread held and
+//!   every later record of that sink are counted as `shipper_dead`, the other sinks and the
+//!   caller carry on.
+//! - Scenario 10's disk errors in the spool: writes torn half-way by a full disk are cut back,
+//!   counted, and the records fall back to memory; writing resumes; the spool replays without a
+//!   corrupt frame.
+//!
+//! Every record has a unique id and the accounting identity is checked exactly.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stockbot_telemetry::{ElasticsearchConfig, TelemetryBuilder, TelemetryGuard};
+use stockbot_telemetry::{ElasticsearchConfig, SpoolConfig, TelemetryBuilder, TelemetryGuard};
 use stockbot_telemetry_testing::elasticsearch::{EsReply, FakeElasticsearch};
 use stockbot_telemetry_testing::eventually;
+use stockbot_telemetry_testing::fault_proxy::{Fault, FaultProxy};
 
 /// A second sink: the lines it got.
 #[derive(Clone, Default)]
@@ -122,5 +131,75 @@ fn a_dead_shipper_is_detected_its_records_counted_and_the_other_sinks_carry_on()
 
     let report = guard.shutdown(Duration::from_secs(5));
     assert!(report.stats.accounted_for(), "{report:?}");
+    scenario.teardown();
+}
+
+#[test]
+fn torn_spool_writes_are_cut_back_counted_and_writing_resumes() {
+    let scenario = fail::FailScenario::setup();
+    let es = FakeElasticsearch::start().unwrap();
+    let proxy = FaultProxy::start(&es.url()).unwrap();
+    proxy.set(Fault::Refuse);
+    let dir = std::env::temp_dir().join(format!(
+        "stockbot-spool-fail-{}-{}",
+        std::process::id(),
+        stockbot_telemetry_testing::prometheus::free_port()
+    ));
+    let mut config = stockbot_telemetry_testing::test_config();
+    config.service.name = "order-router".into();
+    config.log.filter = "info,stockbot_telemetry=off".into();
+    config.pipeline.flush_interval = Duration::from_millis(20);
+    let mut e = ElasticsearchConfig::new(proxy.url());
+    e.timeout = Duration::from_millis(300);
+    config.log.elasticsearch = Some(e);
+    let mut spool = SpoolConfig::new(&dir);
+    spool.fsync_interval = Duration::from_millis(20);
+    config.log.shipping.spool = Some(spool);
+    let (dispatch, guard) = TelemetryBuilder::new(config).build_dispatch().unwrap();
+    let sink = |g: &TelemetryGuard| g.stats().sink("elasticsearch").unwrap().clone();
+
+    // The backend is down: records go to the spool.
+    emit(&dispatch, 0..100);
+    assert!(
+        guard.flush(Duration::from_secs(10)),
+        "acknowledged in the spool"
+    );
+    assert!(sink(&guard).spooled > 0, "{:?}", sink(&guard));
+
+    // The disk fills mid-write: each torn frame is cut back and counted; the records stay in
+    // memory (the caller never notices).
+    fail::cfg("stockbot-spool-write", "return").unwrap();
+    emit(&dispatch, 100..200);
+    assert!(eventually(Duration::from_secs(10), || sink(&guard)
+        .spool_write_errors
+        > 0));
+    fail::remove("stockbot-spool-write");
+    // Writing resumes (after the spool's pause), then the backend comes back.
+    std::thread::sleep(Duration::from_millis(1200));
+    emit(&dispatch, 200..300);
+    assert!(guard.flush(Duration::from_secs(10)));
+    proxy.set(Fault::Pass);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let s = sink(&guard);
+            s.buffered == 0 && s.spool_bytes == 0
+        }),
+        "{:?}",
+        sink(&guard)
+    );
+    let report = guard.shutdown(Duration::from_secs(10));
+    let s = report.stats.sink("elasticsearch").unwrap();
+    assert_eq!(
+        s.spool_corrupt_frames, 0,
+        "torn frames were cut back: {s:?}"
+    );
+    assert!(s.spool_write_errors > 0, "{s:?}");
+    let stored = es.count_numbered("order.cl_ord_id", "C-");
+    assert!(stored.values().all(|&c| c == 1), "each record once");
+    assert_eq!(stored.len(), 300, "nothing lost: {s:?}");
+    assert_eq!(s.written, es.stored_count(), "{s:?}");
+    assert_eq!(s.dropped_total(), 0, "{s:?}");
+    assert!(report.stats.accounted_for(), "{report:?}");
+    let _ = std::fs::remove_dir_all(&dir);
     scenario.teardown();
 }
