@@ -119,6 +119,8 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
     let mut lines = Vec::new();
     let mut current = usize::MAX;
     let mut faults_applied = 0;
+    // The backends' side every 10 s: t, phase, connections the proxy accepted, documents stored.
+    let mut backend: Vec<(u64, &str, usize, u64)> = Vec::new();
     let limit = Duration::from_secs(secs + 120);
     loop {
         let phase = phase_at(start.elapsed());
@@ -135,6 +137,14 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
                 ]);
             }
             faults_applied += 1;
+        }
+        if start.elapsed().as_secs() >= backend.len() as u64 * 10 {
+            backend.push((
+                start.elapsed().as_secs(),
+                PHASES[phase].0,
+                es_proxy.accepted(),
+                es.stored_count(),
+            ));
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
@@ -218,7 +228,8 @@ fn scenario_15_soak_with_flapping_backends_keeps_memory_bounded_and_loses_nothin
          RSS (KiB): end of warm-up ({warm_up} s) {at_warm_up}, max after {after}, last {last}, \
          growth {} (bound {bound_kib})\n\
          logs: {logs:?}\nspans: {spans:?}\n{}\n{}\n\
-         every 10 s (t s, RSS KiB, logs written, dropped, held): {series:?}\n",
+         every 10 s (t s, RSS KiB, logs written, dropped, held): {series:?}\n\
+         backend every 10 s (t s, phase, connections to Elasticsearch, documents): {backend:?}\n",
         schedule.join(","),
         after.saturating_sub(at_warm_up),
         drops

@@ -85,7 +85,7 @@ impl FaultProxy {
                 format!("upstream `{hostport}`: {e}"),
             )
         })?;
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = listen_outside_ephemeral_range()?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             upstream,
@@ -145,6 +145,33 @@ impl Drop for FaultProxy {
 }
 
 const POLL: Duration = Duration::from_millis(10);
+
+/// A loopback listener on a port below the kernel's ephemeral range. Under `Refuse` the port is
+/// closed for a while: an ephemeral port could meanwhile become the source port of an outgoing
+/// connection — even of a client connecting to this very port, which then connects to itself
+/// (TCP simultaneous open on loopback) — and the proxy could not listen again until that
+/// connection closed. Ports outside the range are never handed out that way.
+fn listen_outside_ephemeral_range() -> io::Result<TcpListener> {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    const FIRST: u16 = 10_000;
+    if low > FIRST + 100 {
+        let span = u64::from(low - FIRST);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos().into())
+            ^ u64::from(std::process::id()) << 20;
+        for i in 0..200u64 {
+            let port = FIRST + ((seed.wrapping_add(i * 7919)) % span) as u16;
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+                return Ok(listener);
+            }
+        }
+    }
+    TcpListener::bind("127.0.0.1:0")
+}
 
 fn serve(listener: TcpListener, addr: SocketAddr, shared: &Arc<Shared>) {
     let mut listener = Some(listener);
