@@ -583,6 +583,11 @@ impl FakeElasticsearch {
         self.lock().script.extend(replies);
     }
 
+    /// Forgets the scripted answers not used yet (back to normal behaviour).
+    pub fn clear_script(&self) {
+        self.lock().script.clear();
+    }
+
     /// Keeps only the ids and a count of stored documents, not their sources (for throughput
     /// runs: [`FakeElasticsearch::documents`] then stays empty).
     pub fn discard_sources(&self) {

@@ -742,3 +742,54 @@ fn a_stale_span_id_is_no_parent_and_no_link() {
     );
     assert!(orphan.links.is_empty(), "{:?}", orphan.links);
 }
+
+/// RELIABILITY.md scenario 13 for spans: CR/LF, terminal escapes, quotes, forged JSON lines,
+/// `U+2028`, a 1 MiB string and bytes that are not UTF-8 (through `Debug`) in span fields, in
+/// `record`ed fields and in events give one valid JSON line per span, with every text value
+/// back exactly as given (escaped, not mangled), and no panic.
+#[test]
+fn hostile_span_values_give_one_valid_line_per_span_and_come_back_unchanged() {
+    let s = service("order-router", |_| {});
+    let huge = "x".repeat(1 << 20);
+    let hostile = [
+        "line\r\nbreak",
+        "\u{1b}[31mred\u{1b}[0m\u{7}",
+        "quote\" back\\slash\ttab",
+        "{\"forged\":true}\n{\"level\":\"ERROR\"}",
+        "\u{2028}sep\u{2029}\u{0}nul",
+        huge.as_str(),
+    ];
+    let raw: &[u8] = &[0xff, 0xfe, b'a', 0x80];
+    tracing::dispatcher::with_default(&s.dispatch, || {
+        for (i, v) in hostile.iter().enumerate() {
+            let span = info_span!(target: "traces", "route_order", seq = i as u64, note = *v, raw = ?raw, later = tracing::field::Empty);
+            span.record("later", *v);
+            span.in_scope(|| info!(target: "traces", detail = *v, "hostile event"));
+        }
+    });
+    let spans = s.finished();
+    assert_eq!(spans.len(), hostile.len(), "one record per span");
+    assert_eq!(
+        s.spans.text().lines().count(),
+        hostile.len(),
+        "one line per span"
+    );
+    for span in &spans {
+        let seq: usize = span.attribute("seq").unwrap().parse().unwrap();
+        for field in ["note", "later"] {
+            let got = span.attribute(field).unwrap();
+            if hostile[seq].len() < 1000 {
+                assert!(got == hostile[seq], "seq {seq} {field}: {got:?}");
+            } else {
+                // The 1 MiB value is cut and says so.
+                assert!(
+                    got.len() < 64 * 1024 && got.starts_with("xxx") && got.contains("truncated"),
+                    "seq {seq} {field}: {} bytes, ends {:?}",
+                    got.len(),
+                    &got[got.len().saturating_sub(60)..]
+                );
+            }
+        }
+        assert_eq!(span.attribute("raw"), Some("[255, 254, 97, 128]"));
+    }
+}
