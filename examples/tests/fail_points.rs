@@ -176,8 +176,18 @@ fn torn_spool_writes_are_cut_back_counted_and_writing_resumes() {
     fail::remove("stockbot-spool-write");
     // Writing resumes (after the spool's pause), then the backend comes back.
     std::thread::sleep(Duration::from_millis(1200));
+    let before = sink(&guard);
     emit(&dispatch, 200..300);
     assert!(guard.flush(Duration::from_secs(10)));
+    let after = sink(&guard);
+    assert_eq!(
+        after.spool_write_errors, before.spool_write_errors,
+        "{after:?}"
+    );
+    assert!(
+        after.spooled >= before.spooled + 100,
+        "spooled again: {after:?}"
+    );
     proxy.set(Fault::Pass);
     assert!(
         eventually(Duration::from_secs(30), || {

@@ -176,6 +176,11 @@ impl BatchExporter {
         BatchExporter::new(client, o.timeout)
     }
 
+    /// The longest one `export` takes (its attempts all end within twice the timeout).
+    pub(crate) fn budget(&self) -> Duration {
+        self.timeout * 2
+    }
+
     pub(crate) fn new(client: OtlpClient, timeout: Duration) -> Self {
         BatchExporter {
             client,

@@ -184,6 +184,10 @@ impl OtlpLogSink {
 }
 
 impl Transport for OtlpLogSink {
+    fn budget(&self) -> std::time::Duration {
+        self.exporter.budget()
+    }
+
     fn send(&mut self, parcel: &Parcel, out: &mut [Delivery]) {
         let (request, malformed) =
             build_request((0..parcel.len()).map(|i| parcel.line(i)), &self.resource);

@@ -12,10 +12,11 @@
 //! acknowledged once accepted or fsynced there). Without a spool, or when it is full or
 //! failing, a parcel that does not fit in memory is counted as `buffer_full`. Audit-class
 //! records may use the spool's reserve. At shutdown, the backoff restarts (one immediate try),
-//! then the thread keeps delivering — honouring the backoff and `Retry-After` — until everything
-//! is delivered or the deadline passes, and drains the spool while the backend accepts; what
-//! fails is spooled for the next run, and without a spool what is still undelivered at the
-//! deadline is counted as `sink_error`.
+//! then the thread keeps delivering until everything is delivered or the deadline passes:
+//! after a failure, only sends that fit before the deadline (the transport honours
+//! `Retry-After` within a send, the backoff applies between sends). It drains the spool while
+//! the backend accepts; what fails is spooled for the next run, and without a spool what is
+//! still undelivered at the deadline is counted as `sink_error`.
 
 use std::collections::VecDeque;
 use std::io;
@@ -109,6 +110,8 @@ pub(crate) enum Delivery {
 pub(crate) trait Transport: Send {
     /// Sends the parcel; `out` has one entry per record, `Failed` on entry.
     fn send(&mut self, parcel: &Parcel, out: &mut [Delivery]);
+    /// The longest one `send` can take (its requests, retries and waits).
+    fn budget(&self) -> Duration;
 }
 
 /// Settings of a shipper (validated configuration).
@@ -423,15 +426,25 @@ impl Sink for Shipper {
         st.sync_done >= epoch && !st.dead
     }
 
-    fn close(&mut self, deadline: Instant) -> bool {
+    fn stop(&mut self, deadline: Instant) {
         let shared = &*self.shared;
         let mut st = shared.lock();
-        // The thread stops retrying a little before the caller's deadline, so it has finished
-        // (and counted what is left) when the caller looks.
-        let now = Instant::now();
-        let margin = (deadline.saturating_duration_since(now) / 5).min(Duration::from_millis(100));
-        st.stop = Some(deadline.checked_sub(margin).unwrap_or(deadline));
+        if st.stop.is_none() {
+            // The thread stops retrying a little before the caller's deadline, so it has
+            // finished (and counted what is left) when the caller looks.
+            let now = Instant::now();
+            let margin =
+                (deadline.saturating_duration_since(now) / 5).min(Duration::from_millis(100));
+            st.stop = Some(deadline.checked_sub(margin).unwrap_or(deadline));
+        }
+        drop(st);
         shared.wake.notify_one();
+    }
+
+    fn close(&mut self, deadline: Instant) -> bool {
+        self.stop(deadline);
+        let shared = &*self.shared;
+        let st = shared.lock();
         let st = shared.wait_done(st, deadline, |s| !s.exited);
         if !st.exited {
             // Still busy (a request that outlives the deadline): left to finish on its own;
@@ -480,6 +493,10 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
     let mut held: Option<Held> = None;
     let mut out = Vec::new();
     let mut saw_stop = false;
+    // After a send failed at shutdown, the next is only made if one whole send fits before the
+    // stop deadline (without failures every parcel gets its try).
+    let mut failed_since_stop = false;
+    let budget = transport.budget();
     {
         // Nothing moves before the counters are bound (a replayed record must be counted).
         let mut st = shared.lock();
@@ -510,7 +527,10 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
                     saw_stop = true;
                     backoff.succeeded();
                 }
-                let ready = backoff.ready(now);
+                let fits = st
+                    .stop
+                    .is_none_or(|stop| !failed_since_stop || now + budget <= stop);
+                let ready = backoff.ready(now) && fits;
                 // The backend fails: memory goes to the spool, where it is safe.
                 if !ready {
                     shared.spill_memory(&mut st);
@@ -533,7 +553,8 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
                     .is_none_or(|s| !s.readable() || !backoff.ready(now));
                 if let Some(deadline) = st.stop
                     && ((held.is_none() && st.memory.is_empty() && spool_settled)
-                        || now >= deadline)
+                        || now >= deadline
+                        || !fits)
                 {
                     finish(shared, &mut st, held.take());
                     return;
@@ -590,6 +611,7 @@ fn run(shared: &Shared, mut transport: Box<dyn Transport>) {
             }
         };
         held = ship(shared, &mut *transport, work, &mut backoff, &mut out);
+        failed_since_stop |= saw_stop && held.is_some();
         shared.lock().in_hand = InHand::of(held.as_ref(), shared.nonce);
     }
 }
@@ -750,6 +772,10 @@ mod tests {
     }
 
     impl Transport for Scripted {
+        fn budget(&self) -> Duration {
+            Duration::from_millis(10)
+        }
+
         fn send(&mut self, parcel: &Parcel, out: &mut [Delivery]) {
             self.calls += 1;
             if self.calls <= self.fail_first {

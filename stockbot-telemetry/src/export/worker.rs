@@ -146,6 +146,13 @@ impl Worker {
             // A flush or shutdown waits for the network sinks' shippers too (by its deadline).
             if epoch > synced || shutdown {
                 let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
+                if shutdown {
+                    // Every network sink winds up at once, each with the whole deadline.
+                    for slot in &mut self.sinks {
+                        let sink = &mut slot.sink;
+                        let _ = catch_unwind(AssertUnwindSafe(|| sink.stop(deadline)));
+                    }
+                }
                 for slot in &mut self.sinks {
                     let sink = &mut slot.sink;
                     ok &= catch_unwind(AssertUnwindSafe(|| {

@@ -567,12 +567,17 @@ pub(crate) fn redact_str<'a>(text: &'a str, hits: &mut Vec<SecretKind>) -> Cow<'
             if k < resume {
                 continue;
             }
-            let found = if is(b, k, ALNUM) {
-                word_start(b, k, &mut jwt_dead)
-            } else if at(b, k) == b'-' {
-                match_pem(b, k)
+            // While a replacement is pending, matchers see only the text before it: whatever
+            // they find ends there and moves `resume` on, so no position is scanned twice (an
+            // unclosed bracket in a URL's user part would otherwise rescan to the end for every
+            // candidate).
+            let scope = pending.map_or(b, |p| &b[..p.start]);
+            let found = if is(scope, k, ALNUM) {
+                word_start(scope, k, &mut jwt_dead)
+            } else if at(scope, k) == b'-' {
+                match_pem(scope, k)
             } else {
-                match_separator(b, k)
+                match_separator(scope, k)
             };
             // Nothing may run into a pending replacement.
             match found.filter(|f| pending.is_none_or(|p| f.end <= p.start)) {
@@ -969,7 +974,9 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
         key_start -= 1;
         seen |= class(at(b, key_start));
     }
-    // A FIX password field: tag 554 (Password) or 925 (NewPassword) after an SOH or `|`.
+    // A FIX password field: tag 554 (Password) or 925 (NewPassword) after an SOH, `|`, a space
+    // or at the start; the value runs to the next SOH, `|` or line end (a password may hold
+    // any other character).
     if v == p + 1
         && at(b, p) == b'='
         && matches!(b.get(key_start..key_end), Some(b"554" | b"925"))
@@ -978,7 +985,7 @@ fn match_kv(b: &[u8], p: usize) -> Option<Found> {
         let len = b
             .get(v..)?
             .iter()
-            .position(|&c| c == b'|' || class(c) & VALUE_END != 0);
+            .position(|&c| matches!(c, 0x01 | b'|' | b'\n' | b'\r'));
         let end = len.map_or(b.len(), |len| v + len);
         return (end > v && !has_at(b, v, b"[REDACTED"))
             .then(|| Found::new((v, end), SecretKind::KeyValue));
@@ -1594,6 +1601,11 @@ mod tests {
             &[KeyValue],
         );
         assert_red("554=pw", "554=[REDACTED:secret]", &[KeyValue]);
+        assert_red(
+            "35=A|554=Pa55; wo)rd\"|10=1|",
+            "35=A|554=[REDACTED:secret]|10=1|",
+            &[KeyValue],
+        );
         assert_clean("qty=554 x1554=2 5540=3 554==4 a554=5 price:554=6");
         assert_clean("8=FIX.4.4|35=D|11=C-554|38=554|44=554.25|10=554|");
     }
@@ -2159,6 +2171,8 @@ mod tests {
             "key: ApiKey(Secret(".repeat(MB / 19),
             "password: Some(".repeat(MB / 15),
             format!("a://token:[{}@h", "x".repeat(MB)),
+            format!("a://{}:p@h", "token=[,".repeat(MB / 8)),
+            format!("a://{}:p@h", "xtoken=".repeat(MB / 7)),
             "é→😀".repeat(MB / 9),
             random,
         ];

@@ -296,6 +296,10 @@ fn parse_items(body: &[u8]) -> Option<Vec<ItemStatus>> {
 }
 
 impl Transport for ElasticsearchSink {
+    fn budget(&self) -> Duration {
+        self.settings.timeout * 3
+    }
+
     fn send(&mut self, parcel: &Parcel, out: &mut [Delivery]) {
         let deadline = Instant::now() + self.settings.timeout * 3;
         let limit = self.settings.max_bulk_bytes;

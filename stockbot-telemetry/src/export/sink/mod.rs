@@ -39,6 +39,11 @@ pub(crate) trait Sink: Send {
         let _ = deadline;
         true
     }
+    /// Tells the sink's own thread, if it has one, to wind up by `deadline` without waiting for
+    /// it, so that several sinks stop in parallel (`close` then waits).
+    fn stop(&mut self, deadline: std::time::Instant) {
+        let _ = deadline;
+    }
     /// Delivers or spools what it holds and stops the sink's own thread, if it has one, by
     /// `deadline` (final: it is dropped next); returns whether it finished in time.
     fn close(&mut self, deadline: std::time::Instant) -> bool {
