@@ -70,17 +70,6 @@ fn sustained(dispatch: &tracing::Dispatch, guard: &TelemetryGuard, n: u64) -> Du
     start.elapsed()
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
 fn throughput(n: u64, gzip: bool) {
     let mut fake = Command::new(env!("CARGO_BIN_EXE_fake-elasticsearch"))
         .stdin(Stdio::piped())
@@ -150,7 +139,7 @@ fn outage(duration: Duration, rate: u64, spool: bool) {
     let bound = config.pipeline.queue_max_bytes
         + 2 * config.pipeline.batch_max_bytes
         + config.log.shipping.memory_max_bytes;
-    let before = rss_bytes();
+    let before = stockbot_telemetry_testing::rss_bytes();
     let (dispatch, guard) = TelemetryBuilder::new(config).build_dispatch().unwrap();
     let start = Instant::now();
     let mut peak = 0;
@@ -162,7 +151,7 @@ fn outage(duration: Duration, rate: u64, spool: bool) {
                 emit(emitted);
                 emitted += 1;
             }
-            peak = peak.max(rss_bytes());
+            peak = peak.max(stockbot_telemetry_testing::rss_bytes());
             std::thread::sleep(Duration::from_millis(100).saturating_sub(second.elapsed()));
         }
     });

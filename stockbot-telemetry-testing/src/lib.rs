@@ -114,6 +114,30 @@ impl std::fmt::Debug for Capture {
     }
 }
 
+/// Resident memory of this process, in bytes (`/proc/self/statm`; 0 where it cannot be read).
+/// For load generators and benchmarks that report memory over time.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The configuration of a load generator (`log-load`, `soak`): only the application's own
+/// records at `info`, no stdout, no files, no scrape endpoint, no system metrics, a 50 ms
+/// flush interval. The caller adds the backends.
+pub fn load_config(service: &str) -> Config {
+    let mut config = Config::for_service(service);
+    config.log.stdout = false;
+    config.log.file.enabled = false;
+    config.log.filter = "info,stockbot_telemetry=off".into();
+    config.metrics.listen = String::new();
+    config.metrics.system.enabled = false;
+    config.traces.file.enabled = false;
+    config.pipeline.flush_interval = Duration::from_millis(50);
+    config
+}
+
 /// Polls `done` every 20 ms until it holds or `limit` passes; returns whether it held. For
 /// waiting on background threads in tests (a generous limit proves "does not hang", never
 /// speed).

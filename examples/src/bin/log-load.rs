@@ -16,7 +16,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use stockbot_telemetry::{Config, ElasticsearchConfig, SpoolConfig, TelemetryBuilder};
+use stockbot_telemetry::{ElasticsearchConfig, SpoolConfig, TelemetryBuilder};
 
 #[derive(Debug)]
 struct Args {
@@ -71,14 +71,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut config = Config::for_service("log-load");
-    config.log.stdout = false;
-    config.log.file.enabled = false;
-    config.log.filter = "info,stockbot_telemetry=off".into();
-    config.metrics.listen = String::new();
-    config.metrics.system.enabled = false;
-    config.traces.file.enabled = false;
-    config.pipeline.flush_interval = Duration::from_millis(50);
+    let mut config = stockbot_telemetry_testing::load_config("log-load");
     let mut es = ElasticsearchConfig::new(&args.es);
     es.timeout = Duration::from_millis(300);
     config.log.elasticsearch = Some(es);

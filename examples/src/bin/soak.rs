@@ -22,9 +22,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stockbot_telemetry::{
-    Config, ElasticsearchConfig, OtlpTracesConfig, PipelineStats, TelemetryBuilder,
-};
+use stockbot_telemetry::{ElasticsearchConfig, OtlpTracesConfig, PipelineStats, TelemetryBuilder};
 
 #[derive(Debug)]
 struct Args {
@@ -95,14 +93,7 @@ fn phase_at(phases: &[(String, Duration)], elapsed: Duration) -> usize {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    stockbot_telemetry_testing::rss_bytes() / 1024
 }
 
 /// A latency histogram of fixed size (so measuring does not grow the process): 8 buckets per
@@ -220,16 +211,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut config = Config::for_service("soak");
-    config.log.stdout = false;
-    config.log.file.enabled = false;
-    config.log.filter = "info,stockbot_telemetry=off".into();
-    config.metrics.listen = String::new();
-    config.metrics.system.enabled = false;
-    config.traces.file.enabled = false;
+    let mut config = stockbot_telemetry_testing::load_config("soak");
     config.traces.sampler = "always_on".into();
     config.traces.flush_interval = Duration::from_millis(100);
-    config.pipeline.flush_interval = Duration::from_millis(50);
     // Bounds small enough that an outage reaches them within the run.
     config.pipeline.queue_max_bytes = 8 << 20;
     config.log.shipping.memory_max_bytes = 4 << 20;
